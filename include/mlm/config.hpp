@@ -1,0 +1,85 @@
+// mlm/config.hpp — the model's hyper-parameters.
+//
+// ModelConfig holds every size and switch of the encoder. Its defaults are the reference system
+// (the "Masked Language Modeling from Scratch" notebook): vocab 8192, dim 256, 8 heads, 6 layers,
+// FFN 4x, max length 128, dropout 0.1, RMSNorm eps 1e-8, the original block order.
+//
+//   mlm::ModelConfig config;            // the reference model, 6,861,056 parameters
+//   config.norm_placement = mlm::NormPlacement::pre;
+//   config.validate();                  // throws std::invalid_argument naming the bad field
+//   std::string json = mlm::to_json(config);   // config.json of a checkpoint (compiled part)
+//
+// Header-only apart from the JSON round trip, which lives in the compiled library (src/config.cpp).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace mlm {
+
+// Where each block applies its RMSNorm.
+//   reference: x = norm(x); x = x + f(x)   (the original notebook: the norm rewrites the residual)
+//   pre:       x = x + f(norm(x))          (the usual pre-norm transformer)
+enum class NormPlacement { reference, pre };
+
+inline const char* to_string(NormPlacement p) { return p == NormPlacement::pre ? "pre" : "reference"; }
+
+inline NormPlacement norm_placement_from_string(const std::string& s) {
+    if (s == "reference") return NormPlacement::reference;
+    if (s == "pre") return NormPlacement::pre;
+    throw std::invalid_argument("norm_placement must be \"reference\" or \"pre\", got \"" + s + "\"");
+}
+
+struct ModelConfig {
+    int vocab_size = 8192;
+    int dim = 256;           // C: model width
+    int n_heads = 8;         // H: attention heads, dim % n_heads == 0
+    int n_layers = 6;        // L: encoder blocks
+    int ffn_mult = 4;        // the feed-forward hidden width is ffn_mult * dim
+    int max_len = 128;       // rows of the learned positional embedding: longest sequence
+    float dropout = 0.1f;    // after the embedding, the attention output, GELU and the FFN output
+    double norm_eps = 1e-8;  // RMSNorm: y = scale * x / (||x|| / sqrt(dim) + eps)
+    int unk_id = 0;
+    int pad_id = 1;
+    int mask_id = 2;
+    NormPlacement norm_placement = NormPlacement::reference;
+    float init_std = 0.02f;  // weights and embeddings ~ N(0, init_std); biases 0; norm scales 1
+
+    int head_dim() const { return dim / n_heads; }
+    int ffn_dim() const { return ffn_mult * dim; }
+
+    // Throws std::invalid_argument naming the first field that is out of range.
+    void validate() const {
+        auto fail = [](const std::string& what) {
+            throw std::invalid_argument("ModelConfig: " + what);
+        };
+        if (vocab_size < 4) fail("vocab_size must be at least 4, got " + std::to_string(vocab_size));
+        if (dim < 1) fail("dim must be positive, got " + std::to_string(dim));
+        if (n_heads < 1) fail("n_heads must be positive, got " + std::to_string(n_heads));
+        if (dim % n_heads != 0)
+            fail("dim (" + std::to_string(dim) + ") must be divisible by n_heads (" +
+                 std::to_string(n_heads) + ")");
+        if (n_layers < 0) fail("n_layers must be >= 0, got " + std::to_string(n_layers));
+        if (ffn_mult < 1) fail("ffn_mult must be positive, got " + std::to_string(ffn_mult));
+        if (max_len < 1) fail("max_len must be positive, got " + std::to_string(max_len));
+        if (!(dropout >= 0.0f && dropout < 1.0f))
+            fail("dropout must be in [0, 1), got " + std::to_string(dropout));
+        if (!(norm_eps >= 0.0)) fail("norm_eps must be >= 0, got " + std::to_string(norm_eps));
+        if (!(init_std > 0.0f)) fail("init_std must be positive, got " + std::to_string(init_std));
+        for (auto [name, id] : {std::pair<const char*, int>{"unk_id", unk_id},
+                                {"pad_id", pad_id}, {"mask_id", mask_id}}) {
+            if (id < 0 || id >= vocab_size)
+                fail(std::string(name) + " " + std::to_string(id) + " is outside the vocab [0, " +
+                     std::to_string(vocab_size) + ")");
+        }
+        if (pad_id == mask_id) fail("pad_id and mask_id must differ");
+    }
+};
+
+// config.json of a checkpoint. Unknown keys are an error, missing keys take the defaults.
+// Implemented in the compiled library (link mlm::mlm).
+std::string to_json(const ModelConfig& config);
+ModelConfig model_config_from_json(const std::string& json);
+
+}  // namespace mlm
