@@ -78,8 +78,16 @@ struct Batch {
     // is a label on a pad position or an all-pad row.
     static Batch from_padded(const int32_t* input_ids, const int32_t* labels, int B, int T,
                              int32_t pad_id) {
-        if (B < 0 || T < 0) throw std::invalid_argument("Batch::from_padded: negative shape");
         Batch batch;
+        assign_from_padded(batch, input_ids, labels, B, T, pad_id);
+        return batch;
+    }
+
+    // The same into an existing batch, reusing its capacity.
+    static void assign_from_padded(Batch& batch, const int32_t* input_ids, const int32_t* labels,
+                                   int B, int T, int32_t pad_id) {
+        if (B < 0 || T < 0) throw std::invalid_argument("Batch::from_padded: negative shape");
+        batch.clear();
         for (int b = 0; b < B; ++b) {
             const int32_t* row = input_ids + static_cast<std::size_t>(b) * T;
             const int32_t* lab = labels ? labels + static_cast<std::size_t>(b) * T : nullptr;
@@ -99,7 +107,6 @@ struct Batch {
                                             " holds only padding");
             batch.add_sequence(row, static_cast<std::size_t>(n), lab);
         }
-        return batch;
     }
 };
 

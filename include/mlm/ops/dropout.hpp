@@ -1,0 +1,61 @@
+// mlm/ops/dropout.hpp — inverted dropout with counter-based, seeded masks.
+//
+//   y (n) = x * keep / (1 - p)      keep (n): 1 where kept, 0 where dropped; saved for backward
+//   y may alias x.
+// keep[i] comes from hashing (key, i / 4): a 64-bit draw gives four 16-bit uniforms, and element
+// i is dropped when its uniform is below round(p * 65536). The mask depends only on the key and
+// the index, never on the thread count. The caller derives the key from (seed, step, site).
+#pragma once
+
+#include <cmath>
+
+#include "../random.hpp"
+#include "common.hpp"
+
+namespace mlm {
+
+inline uint32_t dropout_threshold(float p) {
+    return static_cast<uint32_t>(std::lround(static_cast<double>(p) * 65536.0));
+}
+
+// Fills keep (n) from the key: keep[i] = 1 with probability 1 - p.
+inline void dropout_mask(uint8_t* keep, std::size_t n, float p, uint64_t key) {
+    const uint32_t threshold = dropout_threshold(p);
+    const uint64_t stream = mix64(key);
+    const std::ptrdiff_t groups = static_cast<std::ptrdiff_t>((n + 3) / 4);
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t g = 0; g < groups; ++g) {
+        const uint64_t bits = mix64(stream ^ (static_cast<uint64_t>(g) * 0xd1b54a32d192ed03ull));
+        for (int j = 0; j < 4; ++j) {
+            const std::size_t i = static_cast<std::size_t>(g) * 4 + j;
+            if (i < n) keep[i] = ((bits >> (16 * j)) & 0xffff) >= threshold ? 1 : 0;
+        }
+    }
+}
+
+template <class T>
+void dropout_forward(T* y, const T* x, const uint8_t* keep, std::size_t n, float p) {
+    const T s = T(1) / (T(1) - T(p));
+#pragma omp parallel for simd schedule(static)
+    for (std::size_t i = 0; i < n; ++i) y[i] = keep[i] ? x[i] * s : T(0);
+}
+
+// Differentiates y = x * keep / (1 - p):  dx += dy * keep / (1 - p).  dx may alias dy only if the
+// caller wants dx = dropout'(dy) in place; then use dropout_backward_inplace.
+template <class T>
+void dropout_backward(T* dx, const T* dy, const uint8_t* keep, std::size_t n, float p) {
+    const T s = T(1) / (T(1) - T(p));
+#pragma omp parallel for simd schedule(static)
+    for (std::size_t i = 0; i < n; ++i) dx[i] += keep[i] ? dy[i] * s : T(0);
+}
+
+// d <- d * keep / (1 - p), in place: the gradient flowing back through a dropout into a buffer
+// that holds nothing else yet.
+template <class T>
+void dropout_backward_inplace(T* d, const uint8_t* keep, std::size_t n, float p) {
+    const T s = T(1) / (T(1) - T(p));
+#pragma omp parallel for simd schedule(static)
+    for (std::size_t i = 0; i < n; ++i) d[i] = keep[i] ? d[i] * s : T(0);
+}
+
+}  // namespace mlm
