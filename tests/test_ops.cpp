@@ -9,6 +9,7 @@
 #include <mlm/ops/dropout.hpp>
 #include <mlm/ops/embedding.hpp>
 #include <mlm/ops/gelu.hpp>
+#include <mlm/ops/gemm.hpp>
 #include <mlm/ops/linear.hpp>
 #include <mlm/ops/rmsnorm.hpp>
 
@@ -53,7 +54,8 @@ TEST_CASE("linear: by hand and finite differences") {
     // y = x W^T + b with W (2, 3)
     const vector<double> x1 = {1, 2, 3}, W1 = {1, 0, -1, 2, 1, 0}, b1 = {0.5, -1};
     vector<double> y1(2);
-    mlm::linear_forward(y1.data(), x1.data(), W1.data(), b1.data(), 1, 3, 2);
+    mlm::GemmWorkspace<double> ws;
+    mlm::linear_forward(y1.data(), x1.data(), W1.data(), b1.data(), 1, 3, 2, ws);
     CHECK(y1[0] == doctest::Approx(-1.5));
     CHECK(y1[1] == doctest::Approx(3.0));
 
@@ -62,12 +64,12 @@ TEST_CASE("linear: by hand and finite differences") {
          w = random_vector(N * O, 7);
     vector<double> y(N * O), dx(N * I, 0.0), dW(O * I, 0.0), db(O, 0.0);
     auto f = [&] {
-        mlm::linear_forward(y.data(), x.data(), W.data(), b.data(), N, I, O);
+        mlm::linear_forward(y.data(), x.data(), W.data(), b.data(), N, I, O, ws);
         return dot(w, y.data());
     };
     f();
-    mlm::linear_backward_input(dx.data(), w.data(), W.data(), N, I, O);
-    mlm::linear_backward_weight(dW.data(), db.data(), w.data(), x.data(), N, I, O);
+    mlm::linear_backward_input(dx.data(), w.data(), W.data(), N, I, O, ws);
+    mlm::linear_backward_weight(dW.data(), db.data(), w.data(), x.data(), N, I, O, ws);
     CHECK(grad_check(f, x.data(), dx.data(), x.size()).normalized_error < kTol);
     CHECK(grad_check(f, W.data(), dW.data(), W.size()).normalized_error < kTol);
     CHECK(grad_check(f, b.data(), db.data(), b.size()).normalized_error < kTol);
@@ -230,4 +232,27 @@ TEST_CASE("cross-entropy: by hand and finite differences") {
     vector<double> zz = z, ll(M);
     mlm::cross_entropy_forward(ll.data(), zz.data(), zz.data(), t.data(), M, V);
     for (int m = 0; m < M; ++m) CHECK(ll[m] == doctest::Approx(l[m]).epsilon(1e-14));
+}
+
+TEST_CASE("gemm: every transpose combination against the plain Eigen product") {
+    mlm::GemmWorkspace<double> ws;
+    mlm::Rng rng(21);
+    for (int trial = 0; trial < 24; ++trial) {
+        const bool ta = trial & 1, tb = trial & 2;
+        // sizes around the kernel's panel widths, and big enough to be split across threads
+        const int M = 1 + static_cast<int>(rng.below(trial < 12 ? 9 : 300));
+        const int N = 1 + static_cast<int>(rng.below(trial < 12 ? 9 : 300));
+        const int K = 1 + static_cast<int>(rng.below(trial < 12 ? 9 : 700));
+        CAPTURE(M); CAPTURE(N); CAPTURE(K); CAPTURE(ta); CAPTURE(tb);
+        const int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;  // padded strides
+        auto A = random_vector(static_cast<std::size_t>(ta ? K : M) * lda, 100 + trial);
+        auto B = random_vector(static_cast<std::size_t>(tb ? N : K) * ldb, 200 + trial);
+        auto C1 = random_vector(static_cast<std::size_t>(M) * ldc, 300 + trial);
+        auto C2 = C1;
+        mlm::gemm(C1.data(), ldc, A.data(), lda, ta, B.data(), ldb, tb, M, N, K, ws, 0.5);
+        mlm::gemm_reference(C2.data(), ldc, A.data(), lda, ta, B.data(), ldb, tb, M, N, K, 0.5);
+        double err = 0;
+        for (std::size_t i = 0; i < C1.size(); ++i) err = std::max(err, std::abs(C1[i] - C2[i]));
+        CHECK(err < 1e-12 * K);
+    }
 }

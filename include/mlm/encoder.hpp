@@ -41,6 +41,7 @@
 #include "ops/dropout.hpp"
 #include "ops/embedding.hpp"
 #include "ops/gelu.hpp"
+#include "ops/gemm.hpp"
 #include "ops/linear.hpp"
 #include "ops/rmsnorm.hpp"
 #include "parameters.hpp"
@@ -117,15 +118,16 @@ inline void check_batch(const Batch& batch, const ModelConfig& c) {
 
 template <class T>
 void add_inplace(T* y, const T* x, std::size_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (std::size_t i = 0; i < n; ++i) y[i] += x[i];
+    parallel_for(n, [&](std::ptrdiff_t i) {
+        y[i] += x[i];
+    });
 }
 
 template <class T>
 void copy_rows(T* dst, const T* src, const int32_t* rows, int R, int C) {
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < R; ++r)
+    parallel_for(R, [&](std::ptrdiff_t r) {
         std::copy_n(src + static_cast<std::size_t>(rows[r]) * C, C, dst + static_cast<std::size_t>(r) * C);
+    });
 }
 
 // Keys of the dropout sites of one step: (key, layer, site) -> 64-bit mask key.
@@ -163,6 +165,7 @@ class InferenceWorkspace {
     friend class Encoder;
     detail::GrowBuffer<T> arena_;
     detail::GrowBuffer<int64_t> prob_offsets_;
+    GemmWorkspace<T> gemm_;
 };
 
 template <class T>
@@ -233,7 +236,7 @@ public:
             dropout_forward(xs_[0], xs_[0], keep_emb_, NC, config_.dropout);
         }
         for (int l = 0; l < config_.n_layers; ++l)
-            layer_forward(acts_[l], p_.layers[l], batch, prob_offsets_, drop, options.dropout_key, l);
+            layer_forward(acts_[l], p_.layers[l], batch, prob_offsets_, drop, options.dropout_key, l, gemm_);
         loss_ = head_forward(batch);
         return loss_;
     }
@@ -270,7 +273,8 @@ public:
 
     // Bytes held by the training workspace (for memory reports and the no-allocation test).
     std::size_t workspace_bytes() const {
-        return arena_.capacity() * sizeof(T) + masks_.capacity() + prob_offsets_buf_.capacity() * 8;
+        return arena_.capacity() * sizeof(T) + masks_.capacity() + prob_offsets_buf_.capacity() * 8 +
+               gemm_.capacity() * sizeof(T);
     }
 
     // ---- inference -----------------------------------------------------------------------------
@@ -305,13 +309,13 @@ public:
         embedding_forward(a.x_in, batch.tokens.data(), batch.offsets.data(), p_.class_embedding,
                           p_.pos_embedding, B, C);
         for (int l = 0; l < config_.n_layers; ++l)
-            layer_forward(a, p_.layers[l], batch, po, false, 0, l);
+            layer_forward(a, p_.layers[l], batch, po, false, 0, l, ws.gemm_);
         T* xr = bump.take(static_cast<std::size_t>(R) * C);
         T* hr = bump.take(static_cast<std::size_t>(R) * C);
         T* rinv = bump.take(static_cast<std::size_t>(R));
         detail::copy_rows(xr, a.x_out, rows, R, C);
         rmsnorm_forward(hr, rinv, xr, p_.ln_f_scale, R, C, static_cast<T>(config_.norm_eps));
-        linear_forward(out, hr, p_.class_embedding, static_cast<const T*>(nullptr), R, C, V);
+        linear_forward(out, hr, p_.class_embedding, static_cast<const T*>(nullptr), R, C, V, ws.gemm_);
     }
 
 private:
@@ -375,7 +379,8 @@ private:
 
     // One block forward. With dropout, masks are drawn from (key, layer, site).
     void layer_forward(LayerActivations<T>& a, const LayerViews<T>& w, const Batch& batch,
-                       const int64_t* prob_offsets, bool drop, uint64_t key, int l) const {
+                       const int64_t* prob_offsets, bool drop, uint64_t key, int l,
+                       GemmWorkspace<T>& gw) const {
         const int N = batch.num_tokens(), B = batch.num_sequences();
         const int C = config_.dim, F = config_.ffn_dim(), H = config_.n_heads;
         const std::size_t NC = static_cast<std::size_t>(N) * C, NF = static_cast<std::size_t>(N) * F;
@@ -385,9 +390,9 @@ private:
 
         // attention sublayer: x_mid = base1 + drop(out_proj(attn(in_proj(n1))))
         rmsnorm_forward(a.n1, a.rinv1, a.x_in, w.ln_1_scale, N, C, eps);
-        linear_forward(a.qkv, a.n1, w.in_proj_weight, static_cast<const T*>(nullptr), N, C, 3 * C);
+        linear_forward(a.qkv, a.n1, w.in_proj_weight, static_cast<const T*>(nullptr), N, C, 3 * C, gw);
         attention_forward(a.att, a.probs, a.qkv, batch.offsets.data(), prob_offsets, B, C, H);
-        linear_forward(a.x_mid, a.att, w.out_proj_weight, w.out_proj_bias, N, C, C);
+        linear_forward(a.x_mid, a.att, w.out_proj_weight, w.out_proj_bias, N, C, C, gw);
         if (drop) {
             dropout_mask(a.keep_attn, NC, p, detail::dropout_site_key(key, l, 1));
             dropout_forward(a.x_mid, a.x_mid, a.keep_attn, NC, p);
@@ -396,13 +401,13 @@ private:
 
         // feed-forward sublayer: x_out = base2 + drop(W3 drop(gelu(W0 n2 + b0)) + b3)
         rmsnorm_forward(a.n2, a.rinv2, a.x_mid, w.ln_2_scale, N, C, eps);
-        linear_forward(a.ff_pre, a.n2, w.ff0_weight, w.ff0_bias, N, C, F);
+        linear_forward(a.ff_pre, a.n2, w.ff0_weight, w.ff0_bias, N, C, F, gw);
         gelu_forward(a.ff_act, a.ff_pre, NF);
         if (drop) {
             dropout_mask(a.keep_ff1, NF, p, detail::dropout_site_key(key, l, 2));
             dropout_forward(a.ff_act, a.ff_act, a.keep_ff1, NF, p);
         }
-        linear_forward(a.x_out, a.ff_act, w.ff3_weight, w.ff3_bias, N, F, C);
+        linear_forward(a.x_out, a.ff_act, w.ff3_weight, w.ff3_bias, N, F, C, gw);
         if (drop) {
             dropout_mask(a.keep_ff2, NC, p, detail::dropout_site_key(key, l, 3));
             dropout_forward(a.x_out, a.x_out, a.keep_ff2, NC, p);
@@ -416,7 +421,7 @@ private:
         if (M == 0) return T(0);
         detail::copy_rows(head_x_, xs_[config_.n_layers], batch.target_rows.data(), M, C);
         rmsnorm_forward(head_h_, head_rinv_, head_x_, p_.ln_f_scale, M, C, static_cast<T>(config_.norm_eps));
-        linear_forward(probs_, head_h_, p_.class_embedding, static_cast<const T*>(nullptr), M, C, V);
+        linear_forward(probs_, head_h_, p_.class_embedding, static_cast<const T*>(nullptr), M, C, V, gemm_);
         cross_entropy_forward(losses_, probs_, probs_, batch.target_ids.data(), M, V);
         double sum = 0;
         for (int m = 0; m < M; ++m) sum += losses_[m];
@@ -429,8 +434,8 @@ private:
         const int N = batch.num_tokens(), M = batch.num_targets(), C = config_.dim, V = config_.vocab_size;
         cross_entropy_backward(probs_, probs_, batch.target_ids.data(), M, V, loss_scale / T(M));
         std::fill_n(dhead_, static_cast<std::size_t>(M) * C, T(0));
-        linear_backward_input(dhead_, probs_, p_.class_embedding, M, C, V);  // d h_m
-        linear_backward_weight(g_.class_embedding, static_cast<T*>(nullptr), probs_, head_h_, M, C, V);
+        linear_backward_input(dhead_, probs_, p_.class_embedding, M, C, V, gemm_);  // d h_m
+        linear_backward_weight(g_.class_embedding, static_cast<T*>(nullptr), probs_, head_h_, M, C, V, gemm_);
         std::fill_n(head_h_, static_cast<std::size_t>(M) * C, T(0));  // reuse: d x_m
         rmsnorm_backward_input(head_h_, dhead_, head_x_, head_rinv_, p_.ln_f_scale, M, C);
         rmsnorm_backward_scale(g_.ln_f_scale, dhead_, head_x_, head_rinv_, M, C);
@@ -456,30 +461,30 @@ private:
         else std::copy_n(dx_, NC, dc_);
         // ff_out = ff_act W3^T + b3
         detail::parallel_zero(dff_, NF);
-        linear_backward_input(dff_, dc_, w.ff3_weight, N, F, C);
-        linear_backward_weight(gw.ff3_weight, gw.ff3_bias, dc_, a.ff_act, N, F, C);
+        linear_backward_input(dff_, dc_, w.ff3_weight, N, F, C, gemm_);
+        linear_backward_weight(gw.ff3_weight, gw.ff3_bias, dc_, a.ff_act, N, F, C, gemm_);
         // ff_act = drop(gelu(ff_pre))
         if (drop) dropout_backward_inplace(dff_, a.keep_ff1, NF, p);
         gelu_backward_inplace(dff_, a.ff_pre, NF);
         // ff_pre = n2 W0^T + b0
         detail::parallel_zero(dn_, NC);
-        linear_backward_input(dn_, dff_, w.ff0_weight, N, C, F);
-        linear_backward_weight(gw.ff0_weight, gw.ff0_bias, dff_, a.n2, N, C, F);
+        linear_backward_input(dn_, dff_, w.ff0_weight, N, C, F, gemm_);
+        linear_backward_weight(gw.ff0_weight, gw.ff0_bias, dff_, a.n2, N, C, F, gemm_);
         norm_residual_backward(dn_, a.x_mid, a.rinv2, w.ln_2_scale, gw.ln_2_scale, N, ref);
 
         // x_mid = base1 + drop(att Wo^T + bo)
         if (drop) dropout_forward(dc_, dx_, a.keep_attn, NC, p);
         else std::copy_n(dx_, NC, dc_);
         detail::parallel_zero(dn_, NC);  // d att
-        linear_backward_input(dn_, dc_, w.out_proj_weight, N, C, C);
-        linear_backward_weight(gw.out_proj_weight, gw.out_proj_bias, dc_, a.att, N, C, C);
+        linear_backward_input(dn_, dc_, w.out_proj_weight, N, C, C, gemm_);
+        linear_backward_weight(gw.out_proj_weight, gw.out_proj_bias, dc_, a.att, N, C, C, gemm_);
         detail::parallel_zero(dqkv_, 3 * NC);
         attention_backward(dqkv_, attn_scratch_, dn_, a.qkv, a.probs, batch.offsets.data(),
                            prob_offsets_, B, C, H, attn_scratch_len_);
         // qkv = n1 Win^T
         detail::parallel_zero(dn_, NC);
-        linear_backward_input(dn_, dqkv_, w.in_proj_weight, N, C, 3 * C);
-        linear_backward_weight(gw.in_proj_weight, static_cast<T*>(nullptr), dqkv_, a.n1, N, C, 3 * C);
+        linear_backward_input(dn_, dqkv_, w.in_proj_weight, N, C, 3 * C, gemm_);
+        linear_backward_weight(gw.in_proj_weight, static_cast<T*>(nullptr), dqkv_, a.n1, N, C, 3 * C, gemm_);
         norm_residual_backward(dn_, a.x_in, a.rinv1, w.ln_1_scale, gw.ln_1_scale, N, ref);
     }
 
@@ -508,6 +513,7 @@ private:
     detail::GrowBuffer<T> arena_;
     detail::GrowBuffer<uint8_t> masks_;
     detail::GrowBuffer<int64_t> prob_offsets_buf_;
+    GemmWorkspace<T> gemm_;
     Batch padded_batch_;
     const Batch* batch_ = nullptr;
     ForwardOptions options_;

@@ -45,6 +45,8 @@
 #include <variant>
 #include <vector>
 
+#include "ops/common.hpp"
+
 #include "parameters.hpp"
 
 namespace mlm {
@@ -104,8 +106,8 @@ struct AdamStepScalars {
 //   p = p + (-step_size * m) / (sqrt(v) / sqrt(bias_correction2) + eps)
 template <bool kL2, class T>
 void adam_update(T* p, const T* g, T* m, T* v, std::ptrdiff_t n, const AdamStepScalars<T>& s) {
-#pragma omp parallel for simd if (parallel : n >= 32768)
-    for (std::ptrdiff_t i = 0; i < n; ++i) {
+    mlm::detail::parallel_chunks(static_cast<std::size_t>(n), 32768, [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) {
         T grad = g[i];
         if constexpr (kL2) grad = grad + s.l2 * p[i];
         const T pi = p[i] * s.keep;
@@ -116,6 +118,7 @@ void adam_update(T* p, const T* g, T* m, T* v, std::ptrdiff_t n, const AdamStepS
         const T denom = std::sqrt(vi) / s.bias_correction2_sqrt + s.eps;
         p[i] = pi + s.neg_step_size * mi / denom;
     }
+    });
 }
 
 }  // namespace detail
@@ -245,13 +248,22 @@ private:
 // The L2 norm of the whole gradient buffer, accumulated in double.
 template <class T>
 double grad_norm(const T* grads, std::size_t n) {
+    // A fixed number of blocks summed in order: the result does not depend on the thread count.
+    constexpr int blocks = 64;
+    double partial[blocks] = {};
+    const std::size_t per_block = (n + blocks - 1) / blocks;
+    mlm::detail::parallel_for(n >= 32768 ? blocks : 1, [&](std::ptrdiff_t k) {
+        const std::size_t b = n >= 32768 ? static_cast<std::size_t>(k) * per_block : 0;
+        const std::size_t e = n >= 32768 ? std::min(n, b + per_block) : n;
+        double sum = 0.0;
+        for (std::size_t i = b; i < e; ++i) {
+            const double g = static_cast<double>(grads[i]);
+            sum += g * g;
+        }
+        partial[k] = sum;
+    });
     double sum = 0.0;
-    const auto count = static_cast<std::ptrdiff_t>(n);
-#pragma omp parallel for simd reduction(+ : sum) if (parallel : count >= 32768)
-    for (std::ptrdiff_t i = 0; i < count; ++i) {
-        const double g = static_cast<double>(grads[i]);
-        sum += g * g;
-    }
+    for (double x : partial) sum += x;
     return std::sqrt(sum);
 }
 
@@ -269,9 +281,9 @@ double clip_grad_norm(T* grads, std::size_t n, double max_norm) {
     const double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0) {
         const T c = T(coef);
-        const auto count = static_cast<std::ptrdiff_t>(n);
-#pragma omp parallel for simd if (parallel : count >= 32768)
-        for (std::ptrdiff_t i = 0; i < count; ++i) grads[i] *= c;
+        mlm::detail::parallel_chunks(n, 32768, [&](std::size_t b, std::size_t e) {
+            for (std::size_t i = b; i < e; ++i) grads[i] *= c;
+        });
     }
     return norm;
 }

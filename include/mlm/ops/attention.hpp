@@ -32,8 +32,7 @@ void attention_forward(T* out, T* probs, const T* qkv, const int32_t* offsets,
                        const int64_t* prob_offsets, int B, int C, int H) {
     const int D = C / H;
     const T scale = T(1) / std::sqrt(T(D));
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int task = 0; task < B * H; ++task) {
+    detail::parallel_for_dynamic(B * H, [&](std::ptrdiff_t task) {
         const int b = task / H, h = task % H;
         const int L = offsets[b + 1] - offsets[b];
         const T* base = qkv + static_cast<std::size_t>(offsets[b]) * 3 * C;
@@ -43,14 +42,14 @@ void attention_forward(T* out, T* probs, const T* qkv, const int32_t* offsets,
         MapR<T> p(probs + prob_offsets[b] + static_cast<int64_t>(h) * L * L, L, L);
         StridedMapR<T> o(out + static_cast<std::size_t>(offsets[b]) * C + h * D, L, D,
                          Eigen::OuterStride<>(C));
-        p.noalias() = (q * k.transpose()) * scale;
+        p.noalias() = q * k.transpose();  // scaled inside the softmax: no temporary
         for (int r = 0; r < L; ++r) {
             auto row = p.row(r).array();
-            row = (row - row.maxCoeff()).exp();
+            row = ((row - row.maxCoeff()) * scale).exp();
             row /= row.sum();
         }
         o.noalias() = p * v;
-    }
+    });
 }
 
 // Differentiates o = P v, P = softmax(S), S = q k^T / sqrt(D), per (sequence, head):
@@ -63,8 +62,7 @@ void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const 
                         int max_len) {
     const int D = C / H;
     const T scale = T(1) / std::sqrt(T(D));
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int task = 0; task < B * H; ++task) {
+    detail::parallel_for_dynamic(B * H, [&](std::ptrdiff_t task) {
         const int b = task / H, h = task % H;
         const int L = offsets[b + 1] - offsets[b];
         const std::size_t row0 = static_cast<std::size_t>(offsets[b]);
@@ -88,7 +86,7 @@ void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const 
         }
         dq.noalias() += ds * k;
         dk.noalias() += ds.transpose() * q;
-    }
+    });
 }
 
 }  // namespace mlm

@@ -16,8 +16,7 @@ namespace mlm {
 template <class T>
 void cross_entropy_forward(T* losses, T* probs, const T* logits, const int32_t* targets, int M,
                            int V) {
-#pragma omp parallel for schedule(static)
-    for (int m = 0; m < M; ++m) {
+    detail::parallel_for(M, [&](std::ptrdiff_t m) {
         Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>> z(logits + static_cast<std::size_t>(m) * V, V);
         Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>> p(probs + static_cast<std::size_t>(m) * V, V);
         const T zt = z(targets[m]);  // read before p (which may alias z) is written
@@ -26,20 +25,19 @@ void cross_entropy_forward(T* losses, T* probs, const T* logits, const int32_t* 
         const T sum = p.sum();
         p /= sum;
         losses[m] = std::log(sum) + zmax - zt;
-    }
+    });
 }
 
 // Differentiates loss = sum_m w * losses[m] w.r.t. the logits:
 //   dlogits[m] = w * (probs[m] - onehot(targets[m])).  Written (not added); may alias probs.
 template <class T>
 void cross_entropy_backward(T* dlogits, const T* probs, const int32_t* targets, int M, int V, T w) {
-#pragma omp parallel for schedule(static)
-    for (int m = 0; m < M; ++m) {
+    detail::parallel_for(M, [&](std::ptrdiff_t m) {
         const T* p = probs + static_cast<std::size_t>(m) * V;
         T* d = dlogits + static_cast<std::size_t>(m) * V;
         for (int v = 0; v < V; ++v) d[v] = w * p[v];
         d[targets[m]] -= w;
-    }
+    });
 }
 
 }  // namespace mlm

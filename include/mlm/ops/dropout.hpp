@@ -23,21 +23,21 @@ inline void dropout_mask(uint8_t* keep, std::size_t n, float p, uint64_t key) {
     const uint32_t threshold = dropout_threshold(p);
     const uint64_t stream = mix64(key);
     const std::ptrdiff_t groups = static_cast<std::ptrdiff_t>((n + 3) / 4);
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t g = 0; g < groups; ++g) {
+    detail::parallel_for(groups, [&](std::ptrdiff_t g) {
         const uint64_t bits = mix64(stream ^ (static_cast<uint64_t>(g) * 0xd1b54a32d192ed03ull));
         for (int j = 0; j < 4; ++j) {
             const std::size_t i = static_cast<std::size_t>(g) * 4 + j;
             if (i < n) keep[i] = ((bits >> (16 * j)) & 0xffff) >= threshold ? 1 : 0;
         }
-    }
+    });
 }
 
 template <class T>
 void dropout_forward(T* y, const T* x, const uint8_t* keep, std::size_t n, float p) {
     const T s = T(1) / (T(1) - T(p));
-#pragma omp parallel for simd schedule(static)
-    for (std::size_t i = 0; i < n; ++i) y[i] = keep[i] ? x[i] * s : T(0);
+    detail::parallel_for(n, [&](std::ptrdiff_t i) {
+        y[i] = keep[i] ? x[i] * s : T(0);
+    });
 }
 
 // Differentiates y = x * keep / (1 - p):  dx += dy * keep / (1 - p).  dx may alias dy only if the
@@ -45,8 +45,9 @@ void dropout_forward(T* y, const T* x, const uint8_t* keep, std::size_t n, float
 template <class T>
 void dropout_backward(T* dx, const T* dy, const uint8_t* keep, std::size_t n, float p) {
     const T s = T(1) / (T(1) - T(p));
-#pragma omp parallel for simd schedule(static)
-    for (std::size_t i = 0; i < n; ++i) dx[i] += keep[i] ? dy[i] * s : T(0);
+    detail::parallel_for(n, [&](std::ptrdiff_t i) {
+        dx[i] += keep[i] ? dy[i] * s : T(0);
+    });
 }
 
 // d <- d * keep / (1 - p), in place: the gradient flowing back through a dropout into a buffer
@@ -54,8 +55,9 @@ void dropout_backward(T* dx, const T* dy, const uint8_t* keep, std::size_t n, fl
 template <class T>
 void dropout_backward_inplace(T* d, const uint8_t* keep, std::size_t n, float p) {
     const T s = T(1) / (T(1) - T(p));
-#pragma omp parallel for simd schedule(static)
-    for (std::size_t i = 0; i < n; ++i) d[i] = keep[i] ? d[i] * s : T(0);
+    detail::parallel_for(n, [&](std::ptrdiff_t i) {
+        d[i] = keep[i] ? d[i] * s : T(0);
+    });
 }
 
 }  // namespace mlm

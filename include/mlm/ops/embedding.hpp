@@ -13,15 +13,14 @@ namespace mlm {
 template <class T>
 void embedding_forward(T* out, const int32_t* tokens, const int32_t* offsets, const T* wte,
                        const T* wpe, int B, int C) {
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; ++b) {
+    detail::parallel_for(B, [&](std::ptrdiff_t b) {
         for (int i = offsets[b]; i < offsets[b + 1]; ++i) {
             const T* e = wte + static_cast<std::size_t>(tokens[i]) * C;
             const T* p = wpe + static_cast<std::size_t>(i - offsets[b]) * C;
             T* o = out + static_cast<std::size_t>(i) * C;
             for (int c = 0; c < C; ++c) o[c] = e[c] + p[c];
         }
-    }
+    });
 }
 
 // Differentiates out[i] = wte[tokens[i]] + wpe[pos(i)]:
@@ -32,8 +31,7 @@ template <class T>
 void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens,
                         const int32_t* offsets, int B, int C) {
     const int blocks = detail::num_channel_blocks(C);
-#pragma omp parallel for schedule(static)
-    for (int cb = 0; cb < blocks; ++cb) {
+    detail::parallel_for(blocks, [&](std::ptrdiff_t cb) {
         const int c0 = cb * detail::channel_block;
         const int c1 = c0 + detail::channel_block < C ? c0 + detail::channel_block : C;
         for (int b = 0; b < B; ++b) {
@@ -47,7 +45,7 @@ void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens,
                 }
             }
         }
-    }
+    });
 }
 
 }  // namespace mlm

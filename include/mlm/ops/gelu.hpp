@@ -11,23 +11,18 @@
 
 namespace mlm {
 
-namespace detail {
-constexpr std::ptrdiff_t elementwise_chunk = 4096;
-}
-
 template <class T>
 void gelu_forward(T* y, const T* x, std::size_t n) {
     const std::ptrdiff_t chunks =
         static_cast<std::ptrdiff_t>((n + detail::elementwise_chunk - 1) / detail::elementwise_chunk);
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t k = 0; k < chunks; ++k) {
+    detail::parallel_for(chunks, [&](std::ptrdiff_t k) {
         const std::size_t begin = static_cast<std::size_t>(k) * detail::elementwise_chunk;
         const std::ptrdiff_t len = static_cast<std::ptrdiff_t>(
             std::min<std::size_t>(detail::elementwise_chunk, n - begin));
         Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> X(x + begin, len);
         Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> Y(y + begin, len);
         Y = T(0.5) * X * (T(1) + (X * T(M_SQRT1_2)).erf());
-    }
+    });
 }
 
 // Differentiates y = x Phi(x):  dx += dy * (Phi(x) + x phi(x)),  phi(x) = exp(-x^2/2) / sqrt(2 pi)
@@ -36,8 +31,7 @@ void gelu_backward(T* dx, const T* dy, const T* x, std::size_t n) {
     const std::ptrdiff_t chunks =
         static_cast<std::ptrdiff_t>((n + detail::elementwise_chunk - 1) / detail::elementwise_chunk);
     const T inv_sqrt_2pi = T(0.3989422804014327);
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t k = 0; k < chunks; ++k) {
+    detail::parallel_for(chunks, [&](std::ptrdiff_t k) {
         const std::size_t begin = static_cast<std::size_t>(k) * detail::elementwise_chunk;
         const std::ptrdiff_t len = static_cast<std::ptrdiff_t>(
             std::min<std::size_t>(detail::elementwise_chunk, n - begin));
@@ -46,7 +40,7 @@ void gelu_backward(T* dx, const T* dy, const T* x, std::size_t n) {
         Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> DX(dx + begin, len);
         DX += DY * (T(0.5) * (T(1) + (X * T(M_SQRT1_2)).erf()) +
                     X * (T(-0.5) * X.square()).exp() * inv_sqrt_2pi);
-    }
+    });
 }
 
 // d <- d * (Phi(x) + x phi(x)), in place: the gradient through GELU into a buffer holding dy.
@@ -55,8 +49,7 @@ void gelu_backward_inplace(T* d, const T* x, std::size_t n) {
     const std::ptrdiff_t chunks =
         static_cast<std::ptrdiff_t>((n + detail::elementwise_chunk - 1) / detail::elementwise_chunk);
     const T inv_sqrt_2pi = T(0.3989422804014327);
-#pragma omp parallel for schedule(static)
-    for (std::ptrdiff_t k = 0; k < chunks; ++k) {
+    detail::parallel_for(chunks, [&](std::ptrdiff_t k) {
         const std::size_t begin = static_cast<std::size_t>(k) * detail::elementwise_chunk;
         const std::ptrdiff_t len = static_cast<std::ptrdiff_t>(
             std::min<std::size_t>(detail::elementwise_chunk, n - begin));
@@ -64,7 +57,7 @@ void gelu_backward_inplace(T* d, const T* x, std::size_t n) {
         Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> Dd(d + begin, len);
         Dd *= T(0.5) * (T(1) + (X * T(M_SQRT1_2)).erf()) +
               X * (T(-0.5) * X.square()).exp() * inv_sqrt_2pi;
-    }
+    });
 }
 
 }  // namespace mlm
