@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The project's test command:  bash scripts/test.sh
+#
+# Does all of its own set-up on a fresh Debian bookworm machine (root or sudo, Debian's package
+# archive reachable; nothing else from the network), then runs every test:
+#   1. deps      scripts/install-deps.sh (a no-op when every package is there)
+#   2. build     configure + build build/ (Release, OpenMP, -march=native, tests, CLI, examples,
+#                bench)
+#   3. ctest     every doctest program, the PyTorch comparison, and consumer_find_package
+#                (install into a scratch prefix, then find_package(mlm) from a separate project)
+#   4. build-noomp / 5. ctest-noomp   the same with -DMLM_OPENMP=OFF (all single-threaded)
+#   6. venv      scripts/venv.sh: .venv + `pip install .` (pymlm built through CMake)
+#   7. pytest    tests/python with the venv's Python
+# A stage that fails does not stop the independent ones; the script exits non-zero if any failed.
+#
+# Environment: MLM_BUILD_DIR (build), MLM_NOOMP_BUILD_DIR (build-noomp), MLM_TEST_NOOMP=0 skips
+# stages 4-5, MLM_JOBS (nproc) build and ctest parallelism, MLM_VENV (.venv).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir=${MLM_BUILD_DIR:-build}
+noomp_dir=${MLM_NOOMP_BUILD_DIR:-build-noomp}
+jobs=${MLM_JOBS:-$(nproc 2>/dev/null || echo 2)}
+export MLM_VENV=${MLM_VENV:-.venv}
+venv=$MLM_VENV
+t0=$SECONDS
+passed=() failed=() skipped=()
+
+stage() {  # stage NAME COMMAND...: runs it, records and reports the outcome
+  local name=$1; shift
+  local start=$SECONDS
+  echo
+  echo "=== [$name] $*"
+  "$@"
+  local rc=$?
+  if ((rc == 0)); then
+    passed+=("$name"); echo "=== [$name] ok ($((SECONDS - start)) s)"
+  else
+    failed+=("$name"); echo "=== [$name] FAILED with exit code $rc ($((SECONDS - start)) s)"
+  fi
+  return $rc
+}
+skip() { skipped+=("$1"); echo; echo "=== [$1] skipped: $2"; }
+
+configure_and_build() {  # DIR CMAKE_ARGS...
+  local dir=$1; shift
+  local gen=()
+  [[ -f $dir/CMakeCache.txt ]] || ! command -v ninja >/dev/null || gen=(-G Ninja)
+  cmake -S . -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DMLM_BUILD_TESTS=ON "$@" &&
+    cmake --build "$dir" --parallel "$jobs"
+}
+
+run_ctest() { ctest --test-dir "$1" --output-on-failure --parallel "$jobs"; }
+
+run_pytest() {
+  local have_tests=0
+  compgen -G "tests/python/test_*.py" >/dev/null && have_tests=1
+  "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
+  local rc=$?
+  if ((rc == 5 && have_tests == 0)); then
+    echo "pytest: tests/python has no test files yet"; return 0
+  fi
+  return $rc
+}
+
+echo "mlm tests: $(git rev-parse --short HEAD 2>/dev/null || echo '(no git)') on $(nproc) cores," \
+     "CI=${CI:-false}"
+
+if ! stage deps bash scripts/install-deps.sh; then
+  echo "test.sh: cannot install the dependencies; stopping" >&2
+  exit 1
+fi
+
+if stage build configure_and_build "$build_dir"; then
+  stage ctest run_ctest "$build_dir"
+else
+  skip ctest "the build failed"; failed+=(ctest)
+fi
+
+if [[ ${MLM_TEST_NOOMP:-1} != 0 ]]; then
+  if stage build-noomp configure_and_build "$noomp_dir" -DMLM_OPENMP=OFF; then
+    stage ctest-noomp run_ctest "$noomp_dir"
+  else
+    skip ctest-noomp "the build failed"; failed+=(ctest-noomp)
+  fi
+else
+  skip build-noomp "MLM_TEST_NOOMP=0"; skip ctest-noomp "MLM_TEST_NOOMP=0"
+fi
+
+if stage venv bash scripts/venv.sh; then
+  stage pytest run_pytest
+else
+  skip pytest "pip install . failed"; failed+=(pytest)
+fi
+
+echo
+echo "=== test.sh finished in $((SECONDS - t0)) s"
+echo "passed:  ${passed[*]:-none}"
+echo "failed:  ${failed[*]:-none}"
+((${#skipped[@]})) && echo "skipped: ${skipped[*]}"
+echo "stages: ${#passed[@]} passed, ${#failed[@]} failed"
+((${#failed[@]} == 0))
