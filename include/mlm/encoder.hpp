@@ -57,6 +57,8 @@ struct ForwardOptions {
 namespace detail {
 
 // A buffer that only grows. Growing allocates; using it at or below its high-water mark does not.
+// 64-byte aligned: Eigen's vectorized reductions peel differently at different alignments, so an
+// unaligned arena would make the last bits of a result depend on where the heap put it.
 template <class U>
 class GrowBuffer {
 public:
@@ -67,7 +69,7 @@ public:
     std::size_t capacity() const { return data_.size(); }
 
 private:
-    std::vector<U> data_;
+    std::vector<U, Eigen::aligned_allocator<U>> data_;
 };
 
 // Hands out consecutive pieces of one buffer.

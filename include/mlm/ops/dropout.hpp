@@ -1,6 +1,7 @@
 // mlm/ops/dropout.hpp — inverted dropout with counter-based, seeded masks.
 //
 //   y (n) = x * keep / (1 - p)      keep (n): 1 where kept, 0 where dropped; saved for backward
+// (branch-free: a dropped inf or NaN input stays NaN, so a non-finite value is never hidden)
 //   y may alias x.
 // keep[i] comes from hashing (key, i / 4): a 64-bit draw gives four 16-bit uniforms, and element
 // i is dropped when its uniform is below round(p * 65536). The mask depends only on the key and
@@ -22,12 +23,14 @@ inline uint32_t dropout_threshold(float p) {
 inline void dropout_mask(uint8_t* keep, std::size_t n, float p, uint64_t key) {
     const uint32_t threshold = dropout_threshold(p);
     const uint64_t stream = mix64(key);
-    const std::ptrdiff_t groups = static_cast<std::ptrdiff_t>((n + 3) / 4);
-    detail::parallel_for(groups, [&](std::ptrdiff_t g) {
-        const uint64_t bits = mix64(stream ^ (static_cast<uint64_t>(g) * 0xd1b54a32d192ed03ull));
-        for (int j = 0; j < 4; ++j) {
-            const std::size_t i = static_cast<std::size_t>(g) * 4 + j;
-            if (i < n) keep[i] = ((bits >> (16 * j)) & 0xffff) >= threshold ? 1 : 0;
+    const std::size_t groups = (n + 3) / 4;
+    detail::parallel_chunks(groups, detail::elementwise_chunk / 4, [&](std::size_t gb, std::size_t ge) {
+        for (std::size_t g = gb; g < ge; ++g) {
+            const uint64_t bits = mix64(stream ^ (static_cast<uint64_t>(g) * 0xd1b54a32d192ed03ull));
+            for (std::size_t j = 0; j < 4; ++j) {
+                const std::size_t i = g * 4 + j;
+                if (i < n) keep[i] = ((bits >> (16 * j)) & 0xffff) >= threshold ? 1 : 0;
+            }
         }
     });
 }
@@ -35,8 +38,8 @@ inline void dropout_mask(uint8_t* keep, std::size_t n, float p, uint64_t key) {
 template <class T>
 void dropout_forward(T* y, const T* x, const uint8_t* keep, std::size_t n, float p) {
     const T s = T(1) / (T(1) - T(p));
-    detail::parallel_for(n, [&](std::ptrdiff_t i) {
-        y[i] = keep[i] ? x[i] * s : T(0);
+    detail::parallel_chunks(n, detail::elementwise_chunk, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) y[i] = x[i] * (static_cast<T>(keep[i]) * s);
     });
 }
 
@@ -45,8 +48,8 @@ void dropout_forward(T* y, const T* x, const uint8_t* keep, std::size_t n, float
 template <class T>
 void dropout_backward(T* dx, const T* dy, const uint8_t* keep, std::size_t n, float p) {
     const T s = T(1) / (T(1) - T(p));
-    detail::parallel_for(n, [&](std::ptrdiff_t i) {
-        dx[i] += keep[i] ? dy[i] * s : T(0);
+    detail::parallel_chunks(n, detail::elementwise_chunk, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) dx[i] += dy[i] * (static_cast<T>(keep[i]) * s);
     });
 }
 
@@ -55,8 +58,8 @@ void dropout_backward(T* dx, const T* dy, const uint8_t* keep, std::size_t n, fl
 template <class T>
 void dropout_backward_inplace(T* d, const uint8_t* keep, std::size_t n, float p) {
     const T s = T(1) / (T(1) - T(p));
-    detail::parallel_for(n, [&](std::ptrdiff_t i) {
-        d[i] = keep[i] ? d[i] * s : T(0);
+    detail::parallel_chunks(n, detail::elementwise_chunk, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) d[i] *= static_cast<T>(keep[i]) * s;
     });
 }
 

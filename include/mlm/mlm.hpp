@@ -1,0 +1,21 @@
+// mlm/mlm.hpp — the whole library in one include.
+//
+//   #include <mlm/mlm.hpp>      // link mlm::mlm (find_package(mlm))
+//
+// encoder.hpp stands alone for users who want only the model.
+#pragma once
+
+#include "batch.hpp"
+#include "checkpoint.hpp"
+#include "collator.hpp"
+#include "config.hpp"
+#include "data.hpp"
+#include "encoder.hpp"
+#include "masked_lm.hpp"
+#include "metrics.hpp"
+#include "optimizer.hpp"
+#include "parameters.hpp"
+#include "random.hpp"
+#include "safetensors.hpp"
+#include "tokenizer.hpp"
+#include "trainer.hpp"
