@@ -1,0 +1,326 @@
+// The `mlm` program end to end: help on every command, tokenizer -> train -> resume -> eval ->
+// predict -> fill-mask on the bundled sample (.xz and plain inputs), output formats, errors and
+// exit codes, and exact agreement between `mlm eval` and the C++ API.
+// MLM_CLI (the program's path) is defined by tests/CMakeLists.txt when the CLI is built.
+#include <doctest/doctest.h>
+
+#include <mlm/masked_lm.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+#ifdef MLM_CLI
+
+namespace {
+
+const std::string kSource = MLM_SOURCE_DIR;
+const std::string kTrainXz = kSource + "/data/wiki-train-30k.txt.xz";
+const std::string kValid = kSource + "/data/wiki-valid-2k.txt";
+
+struct Result {
+    int code = -1;
+    std::string out, err;
+};
+
+std::string quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+std::string read_all(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Runs `mlm ARGS...`; captures stdout and stderr.
+Result run_mlm(const std::vector<std::string>& args) {
+    static int counter = 0;
+    const std::string err_file =
+        (fs::temp_directory_path() / ("mlm_test_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".err")).string();
+    std::string cmd = quote(MLM_CLI);
+    for (const auto& a : args) cmd += " " + quote(a);
+    cmd += " 2>" + quote(err_file);
+    Result r;
+    FILE* p = popen(cmd.c_str(), "r");
+    REQUIRE(p != nullptr);
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    const int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.err = read_all(err_file);
+    fs::remove(err_file);
+    return r;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) out.push_back(line);
+    return out;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
+
+// The error is one line on stderr, "mlm: error: ...", the last one (progress lines may come
+// before it), and no exception trace.
+void check_one_error_line(const Result& r, const std::string& contains) {
+    CHECK(r.code == 1);
+    const auto lines = lines_of(r.err);
+    REQUIRE(!lines.empty());
+    int errors = 0;
+    for (const auto& l : lines) errors += starts_with(l, "mlm: error: ");
+    CHECK_MESSAGE(errors == 1, r.err);
+    CHECK(starts_with(lines.back(), "mlm: error: "));
+    CHECK_MESSAGE(lines.back().find(contains) != std::string::npos, lines.back());
+    CHECK(r.err.find("terminate") == std::string::npos);
+}
+
+// A tokenizer and a short run, made once for all the tests below.
+struct Run {
+    std::string dir, tokenizer, out;
+    std::vector<std::string> train_args;
+    Result train;
+};
+
+const Run& run() {
+    static const Run r = [] {
+        Run run;
+        run.dir = (fs::temp_directory_path() / ("mlm_test_cli_" + std::to_string(::getpid()))).string();
+        fs::remove_all(run.dir);
+        fs::create_directories(run.dir);
+        run.tokenizer = run.dir + "/tokenizer.model";
+        run.out = run.dir + "/run";
+        const Result tok = run_mlm({"tokenizer", "train", "--input", kValid, "--vocab-size", "500", "--character-coverage",
+                                "1.0", "--out", run.tokenizer});
+        REQUIRE_MESSAGE(tok.code == 0, tok.err);
+        run.train_args = {"train", "--train", kTrainXz, "--max-sentences", "1500", "--valid", kValid, "--tokenizer",
+                          run.tokenizer, "--dim", "32", "--heads", "2", "--layers", "1", "--max-steps", "16",
+                          "--batch-tokens", "1024", "--lr", "3e-3", "--eval-every", "8", "--eval-sentences", "200",
+                          "--progress", "lines", "--log-every", "4", "--threads", "2", "--out", run.out};
+        run.train = run_mlm(run.train_args);
+        return run;
+    }();
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("mlm --help, and --help on every command") {
+    const Result top = run_mlm({"--help"});
+    CHECK(top.code == 0);
+    for (const char* c : {"tokenizer", "train", "eval", "predict", "fill-mask"}) CHECK(top.out.find(c) != std::string::npos);
+    for (const std::vector<std::string>& c : std::vector<std::vector<std::string>>{
+             {"tokenizer"}, {"tokenizer", "train"}, {"tokenizer", "encode"}, {"train"}, {"eval"}, {"predict"}, {"fill-mask"}}) {
+        std::vector<std::string> args = c;
+        args.push_back("--help");
+        const Result r = run_mlm(args);
+        CAPTURE(c.back());
+        CHECK(r.code == 0);
+        CHECK(r.out.find("Usage:") != std::string::npos);
+    }
+    // every trainer knob is there
+    const Result train = run_mlm({"train", "--help"});
+    for (const char* o : {"--epochs", "--max-steps", "--max-tokens", "--max-time", "--batch-size", "--batch-tokens",
+                          "--grad-accum", "--optimizer", "--weight-decay", "--decay-weights-only", "--clip-grad-norm",
+                          "--schedule", "--warmup-steps", "--pct-start", "--mask-prob", "--seed", "--eval-every",
+                          "--checkpoint-every", "--checkpoint-minutes", "--resume", "--threads", "--on-non-finite",
+                          "--dropout", "--norm-placement", "--tokenizer", "--vocab-size", "--valid"})
+        CHECK_MESSAGE(train.out.find(o) != std::string::npos, o);
+    // no command, an unknown option: non-zero
+    CHECK(run_mlm({}).code != 0);
+    CHECK(run_mlm({"predict", "--checkpoint", "x", "--no-such-option", "hi"}).code != 0);
+    CHECK(run_mlm({"frobnicate"}).code != 0);
+}
+
+TEST_CASE("mlm train: a short run on the bundled sample (.xz train, plain valid)") {
+    const Run& r = run();
+    REQUIRE_MESSAGE(r.train.code == 0, r.train.err);
+    CHECK(r.train.out.find("finished after 16 steps") != std::string::npos);
+    CHECK(r.train.out.find("best validation loss") != std::string::npos);
+    for (const char* f : {"config.json", "model.safetensors", "tokenizer.model", "trainer_state.safetensors",
+                          "trainer_state.json", "log.jsonl", "best/model.safetensors"})
+        CHECK_MESSAGE(fs::exists(r.out + "/" + f), f);
+    int steps = 0, evals = 0;
+    for (const std::string& line : lines_of(read_all(r.out + "/log.jsonl"))) {
+        const json j = json::parse(line);
+        steps += j.contains("loss");
+        evals += j.contains("val_loss");
+    }
+    CHECK(steps == 16);
+    CHECK(evals == 2);  // steps 8 and 16
+    // plain progress lines (not a terminal) and the evaluations on stderr
+    CHECK(r.train.err.find("step 4/16") != std::string::npos);
+    CHECK(r.train.err.find("eval step 8") != std::string::npos);
+    CHECK(r.train.err.find('\r') == std::string::npos);
+}
+
+TEST_CASE("mlm train: an existing run is not overwritten; --resume continues it exactly or refuses") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    check_one_error_line(run_mlm(r.train_args), "already holds a training run");
+    std::vector<std::string> resume = r.train_args;
+    resume.push_back("--resume");
+    const Result again = run_mlm(resume);  // the run is complete: nothing left to do
+    CHECK_MESSAGE(again.code == 0, again.err);
+    CHECK(again.out.find("finished after 16 steps") != std::string::npos);
+    const Result short_form = run_mlm({"train", "--out", r.out, "--resume"});  // data options from OUT/data.json
+    CHECK_MESSAGE(short_form.code == 0, short_form.err);
+    CHECK(short_form.out.find("finished after 16 steps") != std::string::npos);
+    std::vector<std::string> changed = resume;
+    changed.push_back("--mask-prob");
+    changed.push_back("0.2");
+    check_one_error_line(run_mlm(changed), "mask_probability");
+    check_one_error_line(run_mlm({"train", "--train", kValid, "--out", r.dir + "/fresh", "--resume"}), "no trainer state");
+    check_one_error_line(run_mlm({"train", "--train", kValid, "--out", r.dir + "/bad", "--max-time", "soon"}),
+                         "not a duration");
+}
+
+TEST_CASE("mlm eval: the metrics, identical to the C++ API") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    const Result j = run_mlm({"eval", "--checkpoint", r.out + "/best", "--input", kValid, "--max-sentences", "300", "--json",
+                          "--threads", "2"});
+    REQUIRE_MESSAGE(j.code == 0, j.err);
+    const json m = json::parse(j.out);
+    const mlm::MaskedLM lm = mlm::MaskedLM::load(r.out + "/best");
+    mlm::EvalOptions o;
+    o.max_sentences = 300;
+    const mlm::EvalMetrics api = lm.evaluate_file(kValid, o);
+    CHECK(m.at("sentences") == 300);
+    CHECK(m.at("masked_tokens") == api.masked_tokens);
+    CHECK(m.at("loss").get<double>() == api.loss);
+    CHECK(m.at("accuracy").get<double>() == api.accuracy);
+    CHECK(m.at("single_mask_accuracy").get<double>() == api.single_mask_accuracy);
+    CHECK(m.at("single_mask_top5_accuracy").get<double>() == api.single_mask_topk_accuracy);
+    CHECK(m.at("accuracy").get<double>() >= 0.0);
+    CHECK(m.at("accuracy").get<double>() <= 1.0);
+    const Result text = run_mlm({"eval", "--checkpoint", r.out + "/best", "--input", kValid, "--max-sentences", "300"});
+    REQUIRE(text.code == 0);
+    for (const char* k : {"mlm loss", "masked accuracy", "single-mask acc", "single-mask top-5"})
+        CHECK_MESSAGE(text.out.find(k) != std::string::npos, k);
+    // the logged best validation loss is this number (same sentences: the first 200)
+    const Result v200 = run_mlm({"eval", "--checkpoint", r.out + "/best", "--input", kValid, "--max-sentences", "200", "--json"});
+    const json best = json::parse(read_all(r.out + "/best/metrics.json"));
+    CHECK(json::parse(v200.out).at("loss").get<double>() == best.at("metrics").at("loss").get<double>());
+}
+
+TEST_CASE("mlm predict: the original's four lines") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    const std::string s = "hello! how are you?";
+    const Result a = run_mlm({"predict", "--checkpoint", r.out, "--seed", "3", s});
+    REQUIRE_MESSAGE(a.code == 0, a.err);
+    const auto lines = lines_of(a.out);
+    REQUIRE(lines.size() == 4);
+    CHECK(starts_with(lines[0], "masked: "));
+    CHECK(lines[0].find(" predicted: ") != std::string::npos);
+    CHECK(lines[1] == "ACTUAL: " + s);
+    CHECK(starts_with(lines[2], "MASKED: "));
+    CHECK(lines[2].find("[MASK]") != std::string::npos);
+    CHECK(starts_with(lines[3], " MODEL: "));
+    CHECK(run_mlm({"predict", "--checkpoint", r.out, "--seed", "3", s}).out == a.out);  // a seed fixes the token
+    const mlm::MaskedLM lm = mlm::MaskedLM::load(r.out);
+    CHECK(a.out == mlm::format_prediction(lm.predict_mask(s, 3)));
+    // --position (token 6 is "▁are" for this tokenizer)
+    const Result p = run_mlm({"predict", "--checkpoint", r.out, "--position", "6", s});
+    REQUIRE(p.code == 0);
+    CHECK(lines_of(p.out).at(0).substr(0, 19) == "masked: are predict");
+    CHECK(lines_of(p.out).at(2) == "MASKED: hello! how [MASK] you?");
+    // a [MASK] in the text is filled; several sentences are separated by a blank line
+    const Result two = run_mlm({"predict", "--checkpoint", r.out, "--top-k", "3", "the [MASK] is red.", s});
+    REQUIRE(two.code == 0);
+    const auto l2 = lines_of(two.out);
+    REQUIRE(l2.size() == 11);
+    CHECK(l2[0].substr(0, 21) == "masked: [MASK] predic");
+    CHECK(l2[2] == "MASKED: the [MASK] is red.");
+    CHECK(starts_with(l2[4], "top-3: "));
+    CHECK(l2[5].empty());
+    check_one_error_line(run_mlm({"predict", "--checkpoint", r.out, "--position", "99", s}), "position 99");
+}
+
+TEST_CASE("mlm fill-mask: scores, tokens and filled sentences") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    const std::string text = "the capital of france is [MASK].";
+    const Result t = run_mlm({"fill-mask", "--checkpoint", r.out, text, "--top-k", "5"});
+    REQUIRE_MESSAGE(t.code == 0, t.err);
+    const auto lines = lines_of(t.out);
+    REQUIRE(lines.size() == 6);
+    CHECK(starts_with(lines[0], "score"));
+    CHECK(lines[0].find("token") != std::string::npos);
+    CHECK(lines[0].find("sequence") != std::string::npos);
+    for (int i = 1; i <= 5; ++i) {
+        CHECK(starts_with(lines[static_cast<std::size_t>(i)], "0."));
+        CHECK(lines[static_cast<std::size_t>(i)].find("the capital of france is") != std::string::npos);
+    }
+    const Result j = run_mlm({"fill-mask", "--checkpoint", r.out, text, "--top-k", "5", "--json"});
+    REQUIRE(j.code == 0);
+    const json list = json::parse(j.out);
+    REQUIRE(list.size() == 1);  // one [MASK]
+    REQUIRE(list[0].size() == 5);
+    const mlm::MaskedLM lm = mlm::MaskedLM::load(r.out);
+    const auto api = lm.fill_mask(text, 5);
+    for (std::size_t k = 0; k < 5; ++k) {
+        CHECK(list[0][k].at("token").get<int>() == api[0][k].token);
+        CHECK(list[0][k].at("token_str").get<std::string>() == api[0][k].token_str);
+        CHECK(list[0][k].at("sequence").get<std::string>() == api[0][k].sequence);
+        CHECK(list[0][k].at("score").get<double>() == doctest::Approx(api[0][k].score).epsilon(1e-5));
+    }
+    const Result two = run_mlm({"fill-mask", "--checkpoint", r.out, "[MASK] capital of france is [MASK].", "-k", "2"});
+    REQUIRE(two.code == 0);
+    CHECK(two.out.find("[MASK] 1 of 2") != std::string::npos);
+    CHECK(two.out.find("[MASK] 2 of 2") != std::string::npos);
+}
+
+TEST_CASE("mlm: errors are one line and a non-zero exit code") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    check_one_error_line(run_mlm({"predict", "--checkpoint", r.dir + "/missing", "hello"}), "no checkpoint at");
+    check_one_error_line(run_mlm({"fill-mask", "--checkpoint", r.dir + "/missing", "a [MASK]"}), "no checkpoint at");
+    check_one_error_line(run_mlm({"fill-mask", "--checkpoint", r.out, "the capital of france is paris."}),
+                         "at least one [MASK]");
+    check_one_error_line(run_mlm({"eval", "--checkpoint", r.dir, "--input", kValid}), "config.json is missing");
+    CHECK(run_mlm({"eval", "--checkpoint", r.out, "--input", r.dir + "/no-such-file.txt"}).code != 0);
+    check_one_error_line(run_mlm({"tokenizer", "train", "--input", kValid, "--vocab-size", "3", "--out", r.dir + "/t.model"}),
+                         "vocab");
+}
+
+TEST_CASE("mlm train: the shared corpus files work as they are (when present)") {
+    const std::string shared = kSource + "/../shared/data/wiki-sentences.train.txt.xz";
+    const std::string shared_valid = kSource + "/../shared/data/wiki-sentences.valid.txt";
+    if (!fs::exists(shared) || !fs::exists(shared_valid)) {
+        MESSAGE("../shared/data is not here: skipped");
+        return;
+    }
+    const Run& r = run();
+    const Result t = run_mlm({"train", "--train", shared, "--max-sentences", "300", "--valid", shared_valid, "--tokenizer",
+                          r.tokenizer, "--dim", "16", "--heads", "2", "--layers", "1", "--max-steps", "2", "--batch-size",
+                          "16", "--eval-sentences", "50", "--no-cache", "--progress", "none", "--out", r.dir + "/shared"});
+    CHECK_MESSAGE(t.code == 0, t.err);
+    CHECK(t.out.find("finished after 2 steps") != std::string::npos);
+}
+
+TEST_CASE("cleanup") { fs::remove_all(run().dir); }
+
+#else
+
+TEST_CASE("the mlm program is not built: CLI tests skipped") { MESSAGE("MLM_CLI is not defined"); }
+
+#endif
