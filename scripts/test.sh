@@ -11,10 +11,14 @@
 #   4. build-noomp / 5. ctest-noomp   the same with -DMLM_OPENMP=OFF (all single-threaded)
 #   6. venv      scripts/venv.sh: .venv + `pip install .` (pymlm built through CMake)
 #   7. pytest    tests/python with the venv's Python
+#   8. notebook  executes examples/*.ipynb end to end with nbclient (Debian's python3-nbclient) on
+#                a kernel that runs the venv's Python (a kernelspec in a temporary JUPYTER_PATH);
+#                the committed notebooks are not modified
 # A stage that fails does not stop the independent ones; the script exits non-zero if any failed.
 #
 # Environment: MLM_BUILD_DIR (build), MLM_NOOMP_BUILD_DIR (build-noomp), MLM_TEST_NOOMP=0 skips
-# stages 4-5, MLM_JOBS (nproc) build and ctest parallelism, MLM_VENV (.venv).
+# stages 4-5, MLM_JOBS (nproc) build and ctest parallelism, MLM_VENV (.venv), MLM_TEST_NOTEBOOK=0
+# skips stage 8, MLM_NOTEBOOK_OUT=DIR keeps the executed notebooks there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +67,44 @@ run_pytest() {
   return $rc
 }
 
+run_notebooks() {  # executes every examples/*.ipynb with the venv's Python as the kernel
+  local tmp python rc
+  tmp=$(mktemp -d) || return 1
+  python="$(cd "$venv" && pwd)/bin/python"   # not resolved: the venv's python must stay the venv's
+  mkdir -p "$tmp/kernels/python3" "$tmp/out"
+  cat >"$tmp/kernels/python3/kernel.json" <<EOF
+{"argv": ["$python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+ "display_name": "Python 3 (mlm venv)", "language": "python"}
+EOF
+  JUPYTER_PATH="$tmp" JUPYTER_RUNTIME_DIR="$tmp/runtime" IPYTHONDIR="$tmp/ipython" \
+    PYDEVD_DISABLE_FILE_VALIDATION=1 \
+    "$python" - "${MLM_NOTEBOOK_OUT:-$tmp/out}" examples/*.ipynb <<'PY'
+import os, sys, time
+import nbclient, nbformat
+
+out_dir = sys.argv[1]
+os.makedirs(out_dir, exist_ok=True)
+for path in sys.argv[2:]:
+    nb = nbformat.read(path, as_version=4)
+    start = time.time()
+    client = nbclient.NotebookClient(nb, timeout=1200, kernel_name="python3",
+                                     resources={"metadata": {"path": os.path.dirname(path) or "."}})
+    try:
+        client.execute()
+    finally:
+        nbformat.write(nb, os.path.join(out_dir, os.path.basename(path)))
+    print("notebook: %s ran in %.0f s" % (path, time.time() - start))
+PY
+  rc=$?
+  if ((rc != 0)) && [[ -z ${MLM_NOTEBOOK_OUT:-} ]]; then  # keep the executed copy, with the error
+    local keep
+    keep=$(mktemp -d "${TMPDIR:-/tmp}/mlm-notebook.XXXXXX") && cp "$tmp"/out/*.ipynb "$keep"/ 2>/dev/null &&
+      echo "notebook: the executed copy is in $keep"
+  fi
+  rm -rf "$tmp"
+  return $rc
+}
+
 echo "mlm tests: $(git rev-parse --short HEAD 2>/dev/null || echo '(no git)') on $(nproc) cores," \
      "CI=${CI:-false}"
 
@@ -89,8 +131,16 @@ fi
 
 if stage venv bash scripts/venv.sh; then
   stage pytest run_pytest
+  if [[ ${MLM_TEST_NOTEBOOK:-1} == 0 ]]; then
+    skip notebook "MLM_TEST_NOTEBOOK=0"
+  elif ! compgen -G "examples/*.ipynb" >/dev/null; then
+    skip notebook "no notebook in examples/"
+  else
+    stage notebook run_notebooks
+  fi
 else
   skip pytest "pip install . failed"; failed+=(pytest)
+  skip notebook "pip install . failed"; failed+=(notebook)
 fi
 
 echo

@@ -3,28 +3,33 @@
 // Built by CMake (MLM_BUILD_PYTHON=ON; `pip install .` turns it on through setup.py). The Python
 // package python/pymlm/__init__.py re-exports what is bound here and adds pure-Python helpers.
 //
-// Layout: one bind_* function per area, called from PYBIND11_MODULE at the bottom. To add an area
-// (the encoder, the tokenizer, training...), write another bind_* function — here or in another
-// python/pymlm/*.cpp file, which CMake picks up by glob — and call it from the module body.
+// Layout: one bind_* function per area (declared in common.hpp), called from PYBIND11_MODULE at
+// the bottom; each area has its own file, which CMake picks up by glob:
+//   _core.cpp       threads, build facts, ModelConfig
+//   errors.cpp      exception types and translators, argument conversion helpers
+//   tokenizer.cpp   Tokenizer
+//   data.cpp        read_lines, Corpus, MaskingCollator, MaskedBatch
+//   model.cpp       Model (the encoder), ForwardOutput
+//   masked_lm.cpp   MaskedLM, MaskPrediction, TokenScore, EvalOptions, EvalMetrics
+//   trainer.cpp     TrainerConfig, MaskingOptions, StepRecord, EvalRecord, TrainResult, TrainerCore
 //
-// Errors: C++ exceptions cross into Python through pybind11's translators:
-//   std::invalid_argument -> ValueError, std::out_of_range -> IndexError,
+// Errors: C++ exceptions cross into Python through pybind11's translators and ours (errors.cpp):
+//   mlm::CheckpointError -> pymlm.CheckpointError (a ValueError), std::out_of_range ->
+//   pymlm.OutOfRangeError (a ValueError and an IndexError), std::invalid_argument -> ValueError,
 //   std::length_error / std::domain_error -> ValueError, std::bad_alloc -> MemoryError,
 //   any other std::exception -> RuntimeError (with its what() as the message).
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
+#include "common.hpp"
 
 #include <mlm/config.hpp>
 #include <mlm/ops/common.hpp>
 #include <mlm/parameters.hpp>
 
+#include <atomic>
 #include <charconv>
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <string>
-
-namespace py = pybind11;
 
 #ifndef MLM_VERSION_STRING
 #define MLM_VERSION_STRING "0.0.0+unknown"
@@ -33,6 +38,16 @@ namespace py = pybind11;
 namespace pymlm {
 
 // ---- threads and build facts ----------------------------------------------------------------
+
+namespace {
+std::atomic<int> requested_threads{0};  // the last set_num_threads(n); 0: never called
+}  // namespace
+
+void sync_threads() {
+    const int n = requested_threads.load();
+    if (n > 0 && mlm::max_threads() != n) mlm::set_num_threads(n);
+}
+
 void bind_runtime(py::module_& m) {
     m.attr("__version__") = MLM_VERSION_STRING;
 #ifdef _OPENMP
@@ -47,13 +62,20 @@ void bind_runtime(py::module_& m) {
             if (n < 1)
                 throw std::invalid_argument("set_num_threads: n must be at least 1, got " +
                                             std::to_string(n));
+            requested_threads.store(n);
             mlm::set_num_threads(n);
         },
         py::arg("n"),
         "Sets the threads used by mlm's parallel loops and Eigen's products (OpenMP builds; "
-        "without OpenMP everything runs on one thread and this only checks n).");
-    m.def("get_num_threads", &mlm::max_threads,
-          "Threads mlm's parallel loops will use (1 in a build without OpenMP).");
+        "without OpenMP everything runs on one thread and this only checks n). Applies to calls "
+        "from every Python thread.");
+    m.def(
+        "get_num_threads",
+        []() {
+            sync_threads();
+            return mlm::max_threads();
+        },
+        "Threads mlm's parallel loops will use (1 in a build without OpenMP).");
 }
 
 // ---- ModelConfig ----------------------------------------------------------------------------
@@ -128,17 +150,19 @@ void bind_config(py::module_& m) {
              py::arg("unk_id") = d.unk_id, py::arg("pad_id") = d.pad_id,
              py::arg("mask_id") = d.mask_id,
              py::arg("norm_placement") = std::string(mlm::to_string(d.norm_placement)),
-             py::arg("init_std") = float_to_py(d.init_std))
-        .def_readwrite("vocab_size", &mlm::ModelConfig::vocab_size)
+             py::arg("init_std") = float_to_py(d.init_std),
+             "Keyword arguments only; unspecified fields keep the reference model's values. ValueError "
+             "names the first field that is out of range.")
+        .def_readwrite("vocab_size", &mlm::ModelConfig::vocab_size, "token ids (the tokenizer's vocab_size)")
         .def_readwrite("dim", &mlm::ModelConfig::dim, "model width")
         .def_readwrite("n_heads", &mlm::ModelConfig::n_heads, "attention heads; dim % n_heads == 0")
         .def_readwrite("n_layers", &mlm::ModelConfig::n_layers, "encoder blocks")
         .def_readwrite("ffn_mult", &mlm::ModelConfig::ffn_mult, "feed-forward width = ffn_mult * dim")
         .def_readwrite("max_len", &mlm::ModelConfig::max_len, "longest sequence (positional rows)")
         .def_readwrite("norm_eps", &mlm::ModelConfig::norm_eps, "RMSNorm epsilon")
-        .def_readwrite("unk_id", &mlm::ModelConfig::unk_id)
-        .def_readwrite("pad_id", &mlm::ModelConfig::pad_id)
-        .def_readwrite("mask_id", &mlm::ModelConfig::mask_id)
+        .def_readwrite("unk_id", &mlm::ModelConfig::unk_id, "id of [UNK]")
+        .def_readwrite("pad_id", &mlm::ModelConfig::pad_id, "id of [PAD] (marks padding in padded batches)")
+        .def_readwrite("mask_id", &mlm::ModelConfig::mask_id, "id of [MASK]")
         .def_property(
             "norm_placement",
             [](const mlm::ModelConfig& c) { return std::string(mlm::to_string(c.norm_placement)); },
@@ -146,8 +170,8 @@ void bind_config(py::module_& m) {
                 c.norm_placement = mlm::norm_placement_from_string(s);
             },
             "'reference' (the original: x = norm(x); x = x + f(x)) or 'pre' (x = x + f(norm(x)))")
-        .def_property_readonly("head_dim", &mlm::ModelConfig::head_dim)
-        .def_property_readonly("ffn_dim", &mlm::ModelConfig::ffn_dim)
+        .def_property_readonly("head_dim", &mlm::ModelConfig::head_dim, "dim / n_heads")
+        .def_property_readonly("ffn_dim", &mlm::ModelConfig::ffn_dim, "ffn_mult * dim")
         .def("validate", &mlm::ModelConfig::validate,
              "Raises ValueError naming the first field that is out of range.")
         .def(
@@ -175,6 +199,12 @@ void bind_config(py::module_& m) {
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pymlm._core: bindings of the mlm C++ library (masked-language-model pre-training "
               "of small BERT-like encoders on CPUs)";
+    pymlm::bind_errors(m);
     pymlm::bind_runtime(m);
     pymlm::bind_config(m);
+    pymlm::bind_tokenizer(m);
+    pymlm::bind_data(m);
+    pymlm::bind_model(m);
+    pymlm::bind_masked_lm(m);
+    pymlm::bind_trainer(m);
 }
