@@ -109,6 +109,29 @@ int max_length_arg(const mlm::Tokenizer& t, const std::optional<int>& max_length
     return max_length ? *max_length : t.max_length();
 }
 
+// The training options of Tokenizer.train and Tokenizer.train_from_sentences.
+mlm::TokenizerTrainOptions train_options(int vocab_size, const std::string& model, bool lower_case,
+                                         bool strip_accents, int unk_id, int pad_id, int mask_id,
+                                         uint32_t seed, bool allow_smaller_vocab,
+                                         std::size_t max_sentences, int max_sentence_bytes,
+                                         double character_coverage, int num_threads) {
+    mlm::TokenizerTrainOptions o;
+    o.model = tokenizer_model_from_string(model);
+    o.vocab_size = vocab_size;
+    o.lower_case = lower_case;
+    o.strip_accents = strip_accents;
+    o.unk_id = unk_id;
+    o.pad_id = pad_id;
+    o.mask_id = mask_id;
+    o.seed = seed;
+    o.allow_smaller_vocab = allow_smaller_vocab;
+    o.max_sentences = max_sentences;
+    o.max_sentence_bytes = max_sentence_bytes;
+    o.character_coverage = character_coverage;
+    o.num_threads = num_threads;
+    return o;
+}
+
 }  // namespace
 
 void bind_tokenizer(py::module_& m) {
@@ -131,20 +154,9 @@ immutable apart from `max_length`, picklable, and safe to use from several threa
                     bool strip_accents, int unk_id, int pad_id, int mask_id, uint32_t seed, bool allow_smaller_vocab,
                     std::size_t max_sentences, int max_sentence_bytes, double character_coverage, int num_threads,
                     int max_length) {
-        mlm::TokenizerTrainOptions o;
-        o.model = tokenizer_model_from_string(model);
-        o.vocab_size = vocab_size;
-        o.lower_case = lower_case;
-        o.strip_accents = strip_accents;
-        o.unk_id = unk_id;
-        o.pad_id = pad_id;
-        o.mask_id = mask_id;
-        o.seed = seed;
-        o.allow_smaller_vocab = allow_smaller_vocab;
-        o.max_sentences = max_sentences;
-        o.max_sentence_bytes = max_sentence_bytes;
-        o.character_coverage = character_coverage;
-        o.num_threads = num_threads;
+        const mlm::TokenizerTrainOptions o =
+            train_options(vocab_size, model, lower_case, strip_accents, unk_id, pad_id, mask_id, seed,
+                          allow_smaller_vocab, max_sentences, max_sentence_bytes, character_coverage, num_threads);
         const TrainingText text = training_text(files_or_sentences);
         mlm::Tokenizer tok;
         {
@@ -207,20 +219,9 @@ Deterministic: the same text and options give byte-identical models. Releases th
            bool strip_accents, int unk_id, int pad_id, int mask_id, uint32_t seed, bool allow_smaller_vocab,
            std::size_t max_sentences, int max_sentence_bytes, double character_coverage, int num_threads,
            int max_length) {
-            mlm::TokenizerTrainOptions o;
-            o.model = tokenizer_model_from_string(model);
-            o.vocab_size = vocab_size;
-            o.lower_case = lower_case;
-            o.strip_accents = strip_accents;
-            o.unk_id = unk_id;
-            o.pad_id = pad_id;
-            o.mask_id = mask_id;
-            o.seed = seed;
-            o.allow_smaller_vocab = allow_smaller_vocab;
-            o.max_sentences = max_sentences;
-            o.max_sentence_bytes = max_sentence_bytes;
-            o.character_coverage = character_coverage;
-            o.num_threads = num_threads;
+            const mlm::TokenizerTrainOptions o =
+                train_options(vocab_size, model, lower_case, strip_accents, unk_id, pad_id, mask_id, seed,
+                              allow_smaller_vocab, max_sentences, max_sentence_bytes, character_coverage, num_threads);
             mlm::Tokenizer tok;
             {
                 sync_threads();
