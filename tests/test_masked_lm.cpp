@@ -237,6 +237,24 @@ TEST_CASE("fill_mask: scores, tokens and filled sentences per [MASK]") {
     CHECK_THROWS_WITH_AS(lm.fill_mask(text, 5, {"zzzqqqxxx"}), doctest::Contains("not a single token"), std::invalid_argument);
 }
 
+TEST_CASE("predictions never name a control piece ([PAD], [MASK], ...)") {
+    const mlm::MaskedLM& lm = small_model();
+    const mlm::Tokenizer& tok = lm.tokenizer();
+    const int V = tok.vocab_size();
+    int specials = 0;
+    for (int id = 0; id < V; ++id) specials += tok.is_special(id) ? 1 : 0;
+    REQUIRE(specials >= 2);  // at least [PAD] and [MASK]
+    // Ask for every candidate: all ordinary ids come back, no control id does.
+    const auto fill = lm.fill_mask("the river flows [MASK] the city.", V);
+    REQUIRE(fill.size() == 1);
+    CHECK(static_cast<int>(fill[0].size()) == V - specials);
+    for (const auto& c : fill[0]) CHECK_FALSE(tok.is_special(c.token));
+    const mlm::MaskPrediction p = lm.predict_mask("the river flows through the city.", 3, -1, V);
+    CHECK(static_cast<int>(p.top_k.size()) == V - specials);
+    for (const auto& t : p.top_k) CHECK_FALSE(tok.is_special(t.id));
+    CHECK_FALSE(tok.is_special(p.predicted_id));
+}
+
 TEST_CASE("fill_mask: a text without [MASK] is an error naming it") {
     const mlm::MaskedLM& lm = small_model();
     CHECK_THROWS_WITH_AS(lm.fill_mask("the capital of france is paris.", 5), doctest::Contains("[MASK]"),
