@@ -72,7 +72,23 @@ mlm::Batch make_batch(int sequences, int length, int vocab, uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("a training step and an inference call allocate nothing once warmed up") {
+// With one OpenMP thread libgomp would allocate a team for every parallel region: the loops must
+// then stay out of OpenMP altogether. Both thread counts are checked.
+void check_no_allocation(int threads);
+
+TEST_CASE("a training step and an inference call allocate nothing once warmed up, 2 threads") {
+    check_no_allocation(2);
+}
+
+TEST_CASE("the same with 1 thread") { check_no_allocation(1); }
+
+void check_no_allocation(int threads) {
+    const int saved_threads = mlm::max_threads();
+    mlm::set_num_threads(threads);
+    struct Restore {
+        int n;
+        ~Restore() { mlm::set_num_threads(n); }
+    } restore{saved_threads};
     if (!MLM_COUNT_MALLOC) {
         MESSAGE("malloc counting is unavailable in this build (sanitizer or non-glibc)");
         return;
