@@ -92,16 +92,8 @@ How held-out sentences are evaluated (the same everywhere: trainer, MaskedLM.eva
 seed 1234 for the masks, mask_probability 0.15, top-5 for the single-mask top-k accuracy.)doc")
         .def(py::init([](uint64_t seed, double mask_probability, std::size_t max_sentences, std::size_t batch_tokens,
                          int top_k, bool mlm_part, bool single_mask) {
-                 mlm::EvalOptions o;
-                 o.seed = seed;
-                 o.mask_probability = mask_probability;
-                 o.max_sentences = max_sentences;
-                 o.batch_tokens = batch_tokens;
-                 o.top_k = top_k;
-                 o.mlm = mlm_part;
-                 o.single_mask = single_mask;
-                 o.validate();
-                 return o;
+                 return eval_options(max_sentences, seed, mask_probability, top_k, batch_tokens, mlm_part,
+                                     single_mask);
              }),
              py::kw_only(), py::arg("seed") = 1234, py::arg("mask_probability") = 0.15, py::arg("max_sentences") = 0,
              py::arg("batch_tokens") = 4096, py::arg("top_k") = 5, py::arg("mlm") = true,
