@@ -234,6 +234,68 @@ TEST_CASE("cross-entropy: by hand and finite differences") {
     for (int m = 0; m < M; ++m) CHECK(ll[m] == doctest::Approx(l[m]).epsilon(1e-14));
 }
 
+TEST_CASE("gemm in float: every transpose, ragged edges and long depths, within the rounding bound") {
+    // float runs the AVX-512 kernel where the CPU has it (14 x 32 tiles of C, depth cut into
+    // chunks of at most 384): sizes straddle both tile edges and several depth chunks.
+    mlm::GemmWorkspace<float> ws;
+    mlm::Rng rng(22);
+    const int sizes[][3] = {{1, 1, 1}, {13, 31, 5}, {14, 32, 384}, {15, 33, 385}, {29, 65, 1000},
+                            {300, 17, 70}, {17, 300, 771}, {57, 96, 256}, {2, 1030, 40}};
+    for (int trial = 0; trial < 36; ++trial) {
+        const bool ta = trial & 1, tb = trial & 2;
+        const int M = sizes[trial / 4][0], N = sizes[trial / 4][1], K = sizes[trial / 4][2];
+        CAPTURE(M); CAPTURE(N); CAPTURE(K); CAPTURE(ta); CAPTURE(tb);
+        const int lda = (ta ? M : K) + 5, ldb = (tb ? K : N) + 3, ldc = N + 1;
+        auto to_float = [](const vector<double>& v) { return vector<float>(v.begin(), v.end()); };
+        const auto A = to_float(random_vector(static_cast<std::size_t>(ta ? K : M) * lda, 400 + trial));
+        const auto B = to_float(random_vector(static_cast<std::size_t>(tb ? N : K) * ldb, 500 + trial));
+        const auto C0 = to_float(random_vector(static_cast<std::size_t>(M) * ldc, 600 + trial));
+        auto C = C0;
+        mlm::gemm(C.data(), ldc, A.data(), lda, ta, B.data(), ldb, tb, M, N, K, ws, 0.5f);
+        // Against the exact product of the float inputs (in double): recursive summation of K
+        // float products is off by at most about K * u * sum |a b| (u = 2^-24), plus the final
+        // rounding of C.
+        int bad = 0;
+        for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+                double exact = 0, magnitude = 0;
+                for (int k = 0; k < K; ++k) {
+                    const double a = ta ? A[static_cast<std::size_t>(k) * lda + i] : A[static_cast<std::size_t>(i) * lda + k];
+                    const double b = tb ? B[static_cast<std::size_t>(j) * ldb + k] : B[static_cast<std::size_t>(k) * ldb + j];
+                    exact += a * b;
+                    magnitude += std::abs(a * b);
+                }
+                const std::size_t at = static_cast<std::size_t>(i) * ldc + j;
+                const double want = C0[at] + 0.5 * exact;
+                const double bound = (K + 2) * 0x1p-24 * (0.5 * magnitude + std::abs(want)) + 1e-30;
+                bad += std::abs(C[at] - want) > bound;
+            }
+        CHECK(bad == 0);
+        // the padding between rows of C is never written
+        for (int i = 0; i < M; ++i) CHECK(C[static_cast<std::size_t>(i) * ldc + N] == C0[static_cast<std::size_t>(i) * ldc + N]);
+    }
+}
+
+TEST_CASE("gemm in float: bitwise the same result for 1 and 2 threads") {
+    mlm::GemmWorkspace<float> ws;
+    const int threads = mlm::max_threads();
+    for (const bool ta : {false, true}) {
+        const int M = 301, N = 270, K = 900;  // both sides split, three depth chunks
+        auto A = random_vector(static_cast<std::size_t>(M) * K, 700 + ta);
+        auto B = random_vector(static_cast<std::size_t>(K) * N, 800 + ta);
+        vector<float> a(A.begin(), A.end()), b(B.begin(), B.end());
+        auto run = [&](int t, int m, int n) {
+            mlm::set_num_threads(t);
+            vector<float> c(static_cast<std::size_t>(m) * n, 1.0f);
+            mlm::gemm(c.data(), n, a.data(), ta ? m : K, ta, b.data(), n, false, m, n, K, ws);
+            return c;
+        };
+        CHECK(run(1, M, N) == run(2, M, N));  // rows split
+        CHECK(run(1, 40, N) == run(2, 40, N));  // columns split
+    }
+    mlm::set_num_threads(threads);
+}
+
 TEST_CASE("gemm: every transpose combination against the plain Eigen product") {
     mlm::GemmWorkspace<double> ws;
     mlm::Rng rng(21);

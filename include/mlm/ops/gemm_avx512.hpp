@@ -1,0 +1,204 @@
+// mlm/ops/gemm_avx512.hpp — the float GEMM kernel for AVX-512 CPUs (internal; use mlm::gemm).
+//
+//   C (M, N) row-major += alpha * op(A) (M, K) * op(B) (K, N)
+//
+// Why our own kernel: Eigen's float kernel (gebp, 48x4 on AVX-512) keeps this machine's FMA unit
+// about 60% busy; a training step is ~70% GEMM, so the kernel sets the speed of everything. The
+// structure is the classic one (Goto / BLIS), written for row-major C:
+//
+//   for jc in N by nc:                   B block  (kc x nc)  packed once, lives in L2/L3
+//     for pc in K by kc:
+//       pack op(B)[pc:, jc:] -> Bp       NR-wide micro-panels, [k][j]
+//       for ic in M by mc:
+//         pack op(A)[ic:, pc:] -> Ap     MR-tall micro-panels, [k][i], lives in L2
+//         for jr in nc by NR:            one Bp micro-panel (kc x NR) stays in L1/L2 ...
+//           for ir in mc by MR:          ... while the A micro-panels stream past it
+//             C[ir:ir+MR, jr:jr+NR] += alpha * Ap_ir * Bp_jr      (the micro-kernel)
+//
+// The micro-kernel holds an MR x NR tile of C in MR * NR/16 zmm registers (14 x 32: 28
+// accumulators, 2 for B, broadcasts of A come straight from memory), so every FMA needs no
+// register traffic but its own accumulator. Edges: the packed panels are zero-padded to MR / NR,
+// and the write-back stores only the valid rows and (masked) columns.
+//
+// Summation order: every element of C is summed over k in the fixed chunks of gemm_kc(K), in
+// ascending order, whatever the thread split (threads own disjoint tiles of C), so results are
+// bitwise identical for any number of threads.
+#pragma once
+
+#if defined(__AVX512F__)
+#define MLM_GEMM_AVX512 1
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+namespace mlm::detail::avx512 {
+
+constexpr int MR = 14;  // rows of the C tile in registers
+constexpr int NR = 32;  // columns: two zmm vectors
+constexpr int kc_max = 384, mc_max = 280, nc_max = 1024;  // mc a multiple of MR, nc of NR
+
+// Row stride for copied rows of A: kc rounded up to 16 floats, and never a multiple of 128
+// floats, so that the MR rows a micro-kernel reads do not fall into the same L1 sets (rows 4 KiB
+// apart all map to one set of this 8-way cache: K = 1024 ran ~15% slower read in place).
+constexpr int padded_stride(int kc) {
+    const int ld = (kc + 15) / 16 * 16;
+    return ld % 128 == 0 ? ld + 16 : ld;
+}
+
+// Floats of packing buffer one thread needs: A's block (mc rows) then Bp (kc x nc).
+constexpr std::size_t a_block_floats = std::size_t(mc_max) * padded_stride(kc_max);
+constexpr std::size_t buffer_floats = a_block_floats + std::size_t(kc_max) * nc_max;
+
+// The depth chunk: K itself when it fits, otherwise K cut into equal chunks (a multiple of 8)
+// no longer than kc_max. Depends on K only, which is what makes results thread-count independent.
+inline int depth_chunk(int K) {
+    if (K <= kc_max) return K;
+    const int chunks = (K + kc_max - 1) / kc_max;
+    return ((K + chunks - 1) / chunks + 7) / 8 * 8;
+}
+
+// op(A) stored transposed, (K, M): rows [i0, i0 + m) and depth [p0, p0 + kc) as MR-row
+// micro-panels, each kc x MR ([k][i], MR contiguous floats per k); rows past the end are zero.
+inline void pack_a_transposed(float* Ap, const float* A, int lda, int i0, int m, int p0, int kc) {
+    for (int ip = 0; ip < m; ip += MR) {
+        const __mmask16 mask = static_cast<__mmask16>((1u << std::min(MR, m - ip)) - 1);
+        float* dst = Ap + static_cast<std::size_t>(ip) * kc;
+        for (int k = 0; k < kc; ++k) {
+            const float* src = A + static_cast<std::size_t>(p0 + k) * lda + i0 + ip;
+            _mm512_mask_storeu_ps(dst + k * MR, (1u << MR) - 1, _mm512_maskz_loadu_ps(mask, src));
+        }
+    }
+}
+
+// op(A) stored as rows, (M, K): rows [i0, i0 + m) and depth [p0, p0 + kc) copied with stride ld
+// and rounded up to whole MR-row panels with zero rows. The micro-kernel only broadcasts single
+// elements of A, so rows serve as well as a transposed panel, and copying them is a memcpy.
+inline void copy_rows_a(float* dst, int ld, const float* A, int lda, int i0, int m, int p0, int kc) {
+    const int rows = (m + MR - 1) / MR * MR;
+    for (int i = 0; i < rows; ++i) {
+        float* d = dst + static_cast<std::size_t>(i) * ld;
+        if (i < m) std::memcpy(d, A + static_cast<std::size_t>(i0 + i) * lda + p0, sizeof(float) * kc);
+        else std::memset(d, 0, sizeof(float) * kc);
+    }
+}
+
+// Bp: depth [p0, p0 + kc) and columns [j0, j0 + n) of op(B), as NR-column micro-panels, each
+// kc x NR ([k][j]); columns past the end are zero.
+inline void pack_b(float* Bp, const float* B, int ldb, bool trans_b, int j0, int n, int p0, int kc) {
+    for (int jp = 0; jp < n; jp += NR) {
+        const int nr = std::min(NR, n - jp);
+        float* dst = Bp + static_cast<std::size_t>(jp) * kc;
+        if (!trans_b) {  // op(B)(k, j) = B[k * ldb + j]: NR contiguous floats per k
+            const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+            const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr > 16 ? static_cast<__mmask16>((1u << (nr - 16)) - 1) : 0;
+            for (int k = 0; k < kc; ++k) {
+                const float* src = B + static_cast<std::size_t>(p0 + k) * ldb + j0 + jp;
+                _mm512_store_ps(dst + k * NR, _mm512_maskz_loadu_ps(m0, src));
+                _mm512_store_ps(dst + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+            }
+        } else {  // op(B)(k, j) = B[j * ldb + k]: a transpose, one column at a time
+            for (int j = 0; j < NR; ++j) {
+                if (j < nr) {
+                    const float* src = B + static_cast<std::size_t>(j0 + jp + j) * ldb + p0;
+                    for (int k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
+                } else {
+                    for (int k = 0; k < kc; ++k) dst[k * NR + j] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+// C[0:mr, 0:nr] += alpha * a (MR x kc) * Bp (kc x NR), where a(i, k) is Ap[k * MR + i] for a
+// transposed micro-panel (Panel) or Ap[i * lda_p + k] for copied rows.
+template <bool Panel>
+inline void micro_kernel(int kc, const float* Ap, int lda_p, const float* Bp, float* C, int ldc,
+                         int mr, int nr, float alpha) {
+    const std::ptrdiff_t row_step = Panel ? 1 : lda_p, k_step = Panel ? MR : 1;
+    __m512 acc[MR][2];
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i) {  // the C tile is needed at the end: fetch it meanwhile
+        _mm_prefetch(reinterpret_cast<const char*>(C + static_cast<std::size_t>(i) * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(C + static_cast<std::size_t>(i) * ldc + 16), _MM_HINT_T0);
+    }
+    for (int k = 0; k < kc; ++k) {
+        const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; ++i) {
+            const __m512 a = _mm512_set1_ps(Ap[i * row_step]);
+            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+        }
+        Ap += k_step;
+        Bp += NR;
+    }
+    const __m512 va = _mm512_set1_ps(alpha);
+    if (nr == NR) {
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; ++i) {
+            if (i >= mr) break;
+            float* c = C + static_cast<std::size_t>(i) * ldc;
+            _mm512_storeu_ps(c, _mm512_fmadd_ps(va, acc[i][0], _mm512_loadu_ps(c)));
+            _mm512_storeu_ps(c + 16, _mm512_fmadd_ps(va, acc[i][1], _mm512_loadu_ps(c + 16)));
+        }
+    } else {
+        const __mmask16 m0 = nr >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << nr) - 1);
+        const __mmask16 m1 = nr > 16 ? static_cast<__mmask16>((1u << (nr - 16)) - 1) : 0;
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; ++i) {
+            if (i >= mr) break;
+            float* c = C + static_cast<std::size_t>(i) * ldc;
+            _mm512_mask_storeu_ps(c, m0, _mm512_fmadd_ps(va, acc[i][0], _mm512_maskz_loadu_ps(m0, c)));
+            _mm512_mask_storeu_ps(c + 16, m1, _mm512_fmadd_ps(va, acc[i][1], _mm512_maskz_loadu_ps(m1, c + 16)));
+        }
+    }
+}
+
+// One thread's part: C[m0:m1, n0:n1], with its own packing buffer (buffer_floats, 64-byte aligned).
+inline void gemm_tile(float* C, int ldc, const float* A, int lda, bool trans_a, const float* B,
+                      int ldb, bool trans_b, int m0, int m1, int n0, int n1, int K, float alpha,
+                      float* buffer) {
+    const int kc_chunk = depth_chunk(K);
+    float* Ap = buffer;
+    float* Bp = buffer + a_block_floats;
+    for (int jc = n0; jc < n1; jc += nc_max) {
+        const int nc = std::min(nc_max, n1 - jc);
+        for (int pc = 0; pc < K; pc += kc_chunk) {
+            const int kc = std::min(kc_chunk, K - pc);
+            pack_b(Bp, B, ldb, trans_b, jc, nc, pc, kc);
+            for (int ic = m0; ic < m1; ic += mc_max) {
+                const int mc = std::min(mc_max, m1 - ic);
+                // op(A) stored as rows: the kernel reads them in place, except when rows 2 KiB
+                // apart or a multiple of that would share L1 sets, and for a ragged last panel
+                // (it would read past the end): those are copied, zero-padded to MR rows.
+                const bool in_place = !trans_a && lda % 512 != 0;
+                const int copied = in_place ? mc / MR * MR : 0;
+                const int lda_p = padded_stride(kc);
+                if (trans_a) pack_a_transposed(Ap, A, lda, ic, mc, pc, kc);
+                else if (copied < mc) copy_rows_a(Ap, lda_p, A, lda, ic + copied, mc - copied, pc, kc);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const float* bp = Bp + static_cast<std::size_t>(jr) * kc;
+                    const int nr = std::min(NR, nc - jr);
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        float* c = C + static_cast<std::size_t>(ic + ir) * ldc + jc + jr;
+                        const int mr = std::min(MR, mc - ir);
+                        if (trans_a)
+                            micro_kernel<true>(kc, Ap + static_cast<std::size_t>(ir) * kc, 0, bp, c, ldc, mr, nr, alpha);
+                        else if (ir < copied)
+                            micro_kernel<false>(kc, A + static_cast<std::size_t>(ic + ir) * lda + pc, lda, bp, c, ldc, mr, nr, alpha);
+                        else
+                            micro_kernel<false>(kc, Ap + static_cast<std::size_t>(ir - copied) * lda_p, lda_p, bp, c, ldc, mr, nr, alpha);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace mlm::detail::avx512
+
+#endif  // __AVX512F__
