@@ -297,11 +297,18 @@ uint64_t corpus_fingerprint(const TokenizedCorpus& c) {
 
 std::string join_path(const std::string& dir, const std::string& file) { return (fs::path(dir) / file).string(); }
 
+// Equal JSON values, whatever the order of their objects' keys (ordered_json compares in order).
+bool same_json(const json& a, const json& b) { return nlohmann::json::parse(a.dump()) == nlohmann::json::parse(b.dump()); }
+
 constexpr const char* kStateTensors = "trainer_state.safetensors";
 constexpr const char* kStateJson = "trainer_state.json";
 constexpr const char* kLogFile = "log.jsonl";
 constexpr const char* kBestDir = "best";
+constexpr const char* kMetricsFile = "metrics.json";  // best/: the evaluation that made it the best
 constexpr const char* kStateKey = "trainer_state";
+constexpr const char* kCorruptStateHint =
+    " (the file is damaged or was not written by mlm; restore the run directory from a copy, or start the run "
+    "again with overwrite, --overwrite)";
 constexpr uint64_t kDropoutStream = 0xd409u;  // dropout keys: random_u64(seed, kDropoutStream, step, micro-batch)
 
 std::string format_duration(double seconds) {
@@ -614,26 +621,30 @@ std::string Trainer::state_json() const {
     return j.dump(2) + "\n";
 }
 
-void Trainer::write_checkpoint(const std::string& dir, bool with_state) const {
+void Trainer::write_checkpoint(const std::string& dir, bool with_state, const std::string& metrics_json) const {
     const Encoder<float>& m = *impl_->model;
     const float* p = m.parameters();
     for (std::size_t i = 0; i < m.num_parameters(); ++i)
         if (!std::isfinite(p[i]))
             throw std::runtime_error("refusing to write a checkpoint to " + dir + ": the parameters hold a non-finite value");
-    std::error_code ec;
-    fs::create_directories(dir, ec);
+    // One change: a crash leaves this checkpoint or the previous one, never parts of both.
+    CheckpointWriter writer(dir);
     if (with_state) {
         const ParameterLayout& layout = m.layout();
         auto refs = layout_refs(layout, p, "param.");
         refs.merge(layout_refs(layout, impl_->adam->m().data(), "adam_m."));
         refs.merge(layout_refs(layout, impl_->adam->v().data(), "adam_v."));
         const std::string state = state_json();
-        save_tensors(join_path(dir, kStateTensors), refs, {{"format", "pt"}, {kStateKey, state}});
-        write_file_atomic(join_path(dir, kStateJson), state);
+        writer.stage(kStateTensors, [&](const std::string& path) {
+            save_tensors(path, refs, {{"format", "pt"}, {kStateKey, state}});
+        });
+        writer.stage(kStateJson, state);
     }
     ModelSaveOptions options;
     options.tokenizer_model = tokenizer_.serialized();
-    save_model(dir, m.config(), p, options);
+    save_model(writer, m.config(), p, options);
+    if (!metrics_json.empty()) writer.stage(kMetricsFile, metrics_json);
+    writer.commit();
 }
 
 void Trainer::save_checkpoint(const std::string& dir) const {
@@ -644,13 +655,13 @@ void Trainer::save_checkpoint(const std::string& dir) const {
 
 bool Trainer::has_state(const std::string& dir) {
     std::error_code ec;
-    return !dir.empty() && fs::is_regular_file(join_path(dir, kStateTensors), ec);
+    return !dir.empty() && fs::is_regular_file(checkpoint_file(dir, kStateTensors), ec);
 }
 
 namespace {
 
 json read_state(const std::string& dir) {
-    const std::string path = join_path(dir, kStateTensors);
+    const std::string path = checkpoint_file(dir, kStateTensors);
     std::error_code ec;
     if (!fs::exists(dir, ec)) throw CheckpointError("cannot resume from " + dir + ": the directory does not exist");
     if (!fs::is_regular_file(path, ec))
@@ -659,14 +670,16 @@ json read_state(const std::string& dir) {
     const auto file = SafetensorsFile::open(path);
     const auto it = file.metadata().find(kStateKey);
     if (it == file.metadata().end())
-        throw CheckpointError(path + ": no \"" + std::string(kStateKey) + "\" entry in the metadata");
+        throw CheckpointError(path + ": no \"" + std::string(kStateKey) + "\" entry in the metadata" +
+                              kCorruptStateHint);
     try {
         json j = json::parse(it->second);
         if (!j.is_object() || j.value("format", "") != "mlm-trainer-state")
-            throw CheckpointError(path + ": the metadata is not an mlm trainer state");
+            throw CheckpointError(path + ": the metadata is not an mlm trainer state" + kCorruptStateHint);
         return j;
     } catch (const json::exception& e) {
-        throw CheckpointError(path + ": the trainer state metadata is not valid JSON: " + e.what());
+        throw CheckpointError(path + ": the trainer state metadata is not valid JSON: " + e.what() +
+                              kCorruptStateHint);
     }
 }
 
@@ -674,10 +687,13 @@ json read_state(const std::string& dir) {
 
 TrainerConfig Trainer::load_config(const std::string& dir) {
     const json state = read_state(dir);
+    const std::string corrupt = checkpoint_file(dir, kStateTensors) + ": corrupt trainer state: ";
+    if (!state.contains("trainer_config"))
+        throw CheckpointError(corrupt + "no \"trainer_config\" entry" + kCorruptStateHint);
     try {
         return config_from_json(state.at("trainer_config"));
     } catch (const std::exception& e) {
-        throw CheckpointError(join_path(dir, kStateTensors) + ": " + e.what());
+        throw CheckpointError(corrupt + e.what() + kCorruptStateHint);
     }
 }
 
@@ -686,11 +702,46 @@ void Trainer::resume(const std::string& dir_arg) {
     if (dir.empty()) throw std::invalid_argument("Trainer::resume: no directory (out_dir is empty)");
     if (!impl_->has_data) throw std::logic_error("Trainer::resume: call set_data() first");
     const json state = read_state(dir);
-    const std::string where = join_path(dir, kStateTensors);
+    const std::string where = checkpoint_file(dir, kStateTensors);
+
+    // The position in the run, checked before anything is changed: a damaged state is refused
+    // with its problem named, never resumed at a wrong place.
+    const std::string corrupt = where + ": corrupt trainer state: ";
+    const std::string what_to_do = kCorruptStateHint;
+    auto entry = [&](const char* key) -> const json& {
+        if (!state.contains(key)) throw CheckpointError(corrupt + "no \"" + key + "\" entry" + what_to_do);
+        return state.at(key);
+    };
+    auto integer = [&](const char* key, int64_t lo, int64_t hi) {
+        const json& v = entry(key);
+        if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi)
+            throw CheckpointError(corrupt + "\"" + key + "\" is " + v.dump() + ", not an integer in [" +
+                                  std::to_string(lo) + ", " + std::to_string(hi) + "]" + what_to_do);
+        return v.get<int64_t>();
+    };
+    auto number = [&](const char* key, bool null_allowed) {
+        const json& v = entry(key);
+        if (null_allowed && v.is_null()) return std::numeric_limits<double>::infinity();
+        if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
+            throw CheckpointError(corrupt + "\"" + key + "\" is " + v.dump() + ", not a number >= 0" + what_to_do);
+        return v.get<double>();
+    };
+    constexpr int64_t big = std::numeric_limits<int64_t>::max();
+    const int64_t step = integer("step", 0, big);
+    const int64_t epoch = integer("epoch", 0, big);
+    const int64_t batch_in_epoch = integer("batch_in_epoch", 0, big);
+    const int64_t tokens_seen = integer("tokens_seen", 0, big);
+    const int64_t adam_step_count = integer("adam_step_count", 0, step);
+    const int64_t best_step = integer("best_step", 0, step);
+    const int64_t skipped_steps = integer("skipped_steps", 0, step);
+    const double elapsed_s = number("elapsed_s", false);
+    const double best_val_loss = number("best_val_loss", true);
+    const int stored_threads = state.contains("threads") ? static_cast<int>(integer("threads", 1, 1 << 20)) : 0;
+
     std::vector<std::string> diffs;
     try {
         // the model and the tokenizer
-        if (json::parse(to_json(model_config())) != state.at("model_config"))
+        if (!same_json(json::parse(to_json(model_config())), state.at("model_config")))
             diffs.push_back("the model config differs (stored: " + state.at("model_config").dump() + ")");
         if (state.at("tokenizer_fingerprint").get<std::string>() != hex64(tokenizer_.fingerprint()))
             diffs.push_back("the tokenizer differs");
@@ -699,7 +750,7 @@ void Trainer::resume(const std::string& dir_arg) {
         const json now = config_to_json(config_);
         for (auto it = now.begin(); it != now.end(); ++it) {
             if (is_runtime_key(it.key())) continue;
-            if (!stored.contains(it.key()) || stored.at(it.key()) != it.value())
+            if (!stored.contains(it.key()) || !same_json(stored.at(it.key()), it.value()))
                 diffs.push_back(it.key() + " is " + it.value().dump() + ", the run used " +
                                 (stored.contains(it.key()) ? stored.at(it.key()).dump() : std::string("nothing")));
         }
@@ -714,13 +765,24 @@ void Trainer::resume(const std::string& dir_arg) {
             diffs.push_back("the schedule length differs (" + std::to_string(total_steps_) + " now, " +
                             state.at("total_steps").dump() + " in the run)");
     } catch (const json::exception& e) {
-        throw CheckpointError(where + ": incomplete trainer state: " + e.what());
+        throw CheckpointError(corrupt + e.what() + what_to_do);
     }
     if (!diffs.empty()) {
         std::string msg = "cannot resume the run in " + dir + " exactly: ";
         for (std::size_t i = 0; i < diffs.size(); ++i) msg += (i ? "; " : "") + diffs[i];
         throw std::invalid_argument(msg);
     }
+    // Same data and settings: the stored position must be one of this run's.
+    if (config_.max_steps > 0 && step > config_.max_steps)
+        throw CheckpointError(corrupt + "\"step\" is " + std::to_string(step) + " but the run ends at step " +
+                              std::to_string(config_.max_steps) + what_to_do);
+    if (config_.epochs > 0 && epoch > config_.epochs)
+        throw CheckpointError(corrupt + "\"epoch\" is " + std::to_string(epoch) + " but the run ends after epoch " +
+                              std::to_string(config_.epochs) + what_to_do);
+    const std::size_t plan_size = impl_->plan_for(epoch).size();
+    if (static_cast<uint64_t>(batch_in_epoch) >= plan_size)
+        throw CheckpointError(corrupt + "\"batch_in_epoch\" is " + std::to_string(batch_in_epoch) + " but epoch " +
+                              std::to_string(epoch) + " has " + std::to_string(plan_size) + " batches" + what_to_do);
 
     // Weights and Adam moments (validated before anything is written).
     const ParameterLayout& layout = impl_->model->layout();
@@ -728,23 +790,23 @@ void Trainer::resume(const std::string& dir_arg) {
     slots.merge(layout_slots(layout, impl_->adam->m().data(), "adam_m."));
     slots.merge(layout_slots(layout, impl_->adam->v().data(), "adam_v."));
     load_tensors(where, slots);
-    impl_->adam->set_step_count(state.at("adam_step_count").get<int64_t>());
+    impl_->adam->set_step_count(adam_step_count);
 
-    step_ = state.at("step").get<int64_t>();
-    epoch_ = state.at("epoch").get<int64_t>();
-    batch_in_epoch_ = state.at("batch_in_epoch").get<int64_t>();
-    tokens_seen_ = state.at("tokens_seen").get<int64_t>();
-    elapsed_before_ = state.at("elapsed_s").get<double>();
-    best_val_loss_ = state.at("best_val_loss").is_null() ? std::numeric_limits<double>::infinity()
-                                                          : state.at("best_val_loss").get<double>();
-    best_step_ = state.at("best_step").get<int64_t>();
-    skipped_steps_ = state.at("skipped_steps").get<int64_t>();
+    step_ = step;
+    epoch_ = epoch;
+    batch_in_epoch_ = batch_in_epoch;
+    tokens_seen_ = tokens_seen;
+    elapsed_before_ = elapsed_s;
+    best_val_loss_ = best_val_loss;
+    best_step_ = best_step;
+    skipped_steps_ = skipped_steps;
+    checkpoint_step_ = dir == config_.out_dir ? step : -1;
     impl_->resumed = true;
-    if (state.contains("threads") && state.at("threads").get<int>() != current_threads())
+    if (stored_threads > 0 && stored_threads != current_threads())
         std::fprintf(stderr,
                      "mlm: note: the run used %d threads and continues with %d: losses stay close but are no "
                      "longer bit-identical to an uninterrupted run\n",
-                     state.at("threads").get<int>(), current_threads());
+                     stored_threads, current_threads());
 
     // Cut log.jsonl back to the resumed step (a killed session may have logged later steps).
     const std::string log_path = join_path(dir, kLogFile);
@@ -871,6 +933,7 @@ TrainResult Trainer::train() {
         std::error_code ec;
         fs::create_directories(out, ec);
         if (!fs::is_directory(out)) throw CheckpointError("cannot create the output directory " + out);
+        recover_checkpoint(out);  // so that an interrupted write of the old run cannot come back later
         // A new run starts a new log; with overwrite, the old run's state and best model go too.
         for (const char* f : {kLogFile, kStateTensors, kStateJson}) fs::remove(join_path(out, f), ec);
         fs::remove_all(join_path(out, kBestDir), ec);
@@ -893,7 +956,6 @@ TrainResult Trainer::train() {
     TrainResult result;
     int consecutive_skips = 0;
     int64_t last_eval_step = -1;
-    int64_t last_checkpoint_step = I.resumed ? step_ : -1;
     bool unsaved_best = false;  // a new best loss since the last checkpoint
 
     // A full checkpoint into out_dir; state_json() records the run's elapsed time.
@@ -909,7 +971,7 @@ TrainResult Trainer::train() {
         }
         elapsed_before_ = before;
         last_checkpoint = clock::now();
-        last_checkpoint_step = step_;
+        checkpoint_step_ = step_;
         unsaved_best = false;
     };
 
@@ -930,11 +992,9 @@ TrainResult Trainer::train() {
             rec.best = true;
             unsaved_best = true;
             if (writing && config_.save_best) {
-                const std::string best_dir = join_path(out, kBestDir);
-                write_checkpoint(best_dir, false);
                 json info = json{{"step", step_}, {"epoch", rec.epoch}, {"tokens", tokens_seen_}};
                 info["metrics"] = metrics_to_json(rec.metrics);
-                write_file_atomic(join_path(best_dir, "metrics.json"), info.dump(2) + "\n");
+                write_checkpoint(join_path(out, kBestDir), false, info.dump(2) + "\n");
             }
         }
         if (line) {
@@ -1077,9 +1137,14 @@ TrainResult Trainer::train() {
         if (!finite) {
             const bool give_up = config_.on_non_finite == NonFinitePolicy::stop ||
                                  consecutive_skips >= config_.max_non_finite_skips;
+            std::string what_stays;
+            if (give_up && writing)
+                what_stays = checkpoint_step_ >= 0 ? " (the checkpoint in " + out + " stays the one of step " +
+                                                         std::to_string(checkpoint_step_) + ")"
+                                                   : " (no checkpoint was written before)";
             progress.message("step " + std::to_string(step_) + ": non-finite " +
                              (std::isfinite(loss) ? "gradient norm" : "loss") + ", step not applied" +
-                             (give_up ? "; stopping" : "; skipped"));
+                             (give_up ? "; stopping" + what_stays : "; skipped"));
             if (give_up) {
                 if (log) log << line.dump() << "\n" << std::flush;
                 result.stop_reason = StopReason::non_finite;
@@ -1108,15 +1173,11 @@ TrainResult Trainer::train() {
             if (log && had_valid) log << line.dump() << "\n" << std::flush;
         }
     }
-    // After a non-finite stop the weights are those of the last applied (finite) step; they are
-    // saved like any other stop, unless something non-finite did reach them.
-    bool save_now = result.stop_reason != StopReason::stopped || config_.checkpoint_on_stop;
-    if (result.stop_reason == StopReason::non_finite) {
-        const float* p = model.parameters();
-        for (std::size_t i = 0; i < model.num_parameters() && save_now; ++i) save_now = std::isfinite(p[i]);
-        if (!save_now) progress.message("the parameters are not finite: no checkpoint written");
-    }
-    if (save_now && (last_checkpoint_step != step_ || unsaved_best) && step_ > 0) checkpoint();
+    // A non-finite stop writes nothing: the checkpoint on disk stays the last one written before
+    // the fault, since the weights that led to it may be bad even where they are finite.
+    const bool save_now = result.stop_reason == StopReason::non_finite ? false
+                          : result.stop_reason != StopReason::stopped || config_.checkpoint_on_stop;
+    if (save_now && (checkpoint_step_ != step_ || unsaved_best) && step_ > 0) checkpoint();
     progress.finish();
 
     elapsed_before_ = elapsed();
@@ -1128,6 +1189,7 @@ TrainResult Trainer::train() {
     result.last_eval = I.last_eval;
     result.elapsed_s = elapsed_before_;
     result.skipped_steps = skipped_steps_;
+    result.checkpoint_step = writing ? checkpoint_step_ : -1;
     I.resumed = true;  // a second train() call continues this run
     return result;
 }

@@ -2,6 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <mlm/checkpoint.hpp>
+#include <mlm/data.hpp>
+#include <mlm/masked_lm.hpp>
 #include <mlm/random.hpp>
 #include <mlm/safetensors.hpp>
 
@@ -16,6 +18,8 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+
+#include "checkpoint_faults.hpp"
 
 namespace fs = std::filesystem;
 
@@ -740,4 +744,174 @@ TEST_CASE("an open file stays readable after the path is replaced") {
     CHECK(mlm::SafetensorsFile::open(path).read<float>("x") == b);
     mlm::SafetensorsFile moved = std::move(f);
     CHECK(moved.read<float>("x") == a);
+}
+
+// ---- a checkpoint replaced as one change ------------------------------------------------------
+
+namespace {
+
+// Every regular file under `dir` (relative path -> bytes).
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+    std::map<std::string, std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+        if (e.is_regular_file()) out[fs::relative(e.path(), dir).string()] = read_bytes(e.path().string());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("CheckpointWriter: a write interrupted before its commit point leaves the old checkpoint") {
+    TempDir tmp;
+    const mlm::ModelConfig config = small_config();
+    const mlm::ParameterLayout layout(config);
+    const std::vector<float> a = random_params<float>(layout, 1), b = random_params<float>(layout, 2);
+    const std::string dir = tmp / "ckpt";
+    mlm::save_model(dir, config, a.data());
+    const auto before = snapshot(dir);
+
+    // What a process killed while staging leaves: some new files, one of them half-written.
+    const std::string staging = dir + "/" + mlm::checkpoint_staging_dir;
+    fs::create_directories(staging);
+    write_model_file(staging + "/model.safetensors", layout, b);
+    write_bytes(staging + "/config.json.tmp-123", "{\"dim\": 6");
+    std::vector<float> out(layout.size());
+    CHECK(mlm::is_checkpoint(dir));
+    mlm::load_model_params(dir, mlm::load_config(dir), out.data());
+    CHECK(out == a);
+
+    SUBCASE("the next write discards the staged files") {
+        mlm::save_model(dir, config, b.data());
+        CHECK_FALSE(fs::exists(staging));
+        mlm::load_model_params(dir, config, out.data());
+        CHECK(out == b);
+        CHECK(fs::directory_iterator(dir) != fs::directory_iterator());
+        for (const auto& e : fs::directory_iterator(dir)) CHECK(e.path().filename().string()[0] != '.');
+    }
+    SUBCASE("recover_checkpoint discards them") {
+        mlm::recover_checkpoint(dir);
+        CHECK_FALSE(fs::exists(staging));
+        CHECK(snapshot(dir) == before);
+    }
+}
+
+TEST_CASE("CheckpointWriter: a write interrupted after its commit point is read as the new checkpoint") {
+    TempDir tmp;
+    mlm::ModelConfig old_config = small_config(), new_config = small_config();
+    new_config.max_len = 32;  // a different config.json too, so that a mix could not load
+    const std::vector<float> a = random_params<float>(mlm::ParameterLayout(old_config), 1);
+    const std::vector<float> b = random_params<float>(mlm::ParameterLayout(new_config), 2);
+    const std::string dir = tmp / "ckpt", staged = tmp / "staged";
+    mlm::ModelSaveOptions options;
+    options.tokenizer_model = "old tokenizer";
+    mlm::save_model(dir, old_config, a.data(), options);
+    options.tokenizer_model = "new tokenizer";
+    mlm::save_model(staged, new_config, b.data(), options);
+    const auto new_files = snapshot(staged);
+
+    // What a process killed while moving the committed files into place leaves: config.json
+    // and tokenizer.model already moved, model.safetensors still in .checkpoint-commit.
+    const std::string committed = dir + "/" + mlm::checkpoint_commit_dir;
+    fs::create_directories(committed);
+    fs::rename(staged + "/model.safetensors", committed + "/model.safetensors");
+    fs::rename(staged + "/config.json", dir + "/config.json");
+    fs::rename(staged + "/tokenizer.model", dir + "/tokenizer.model");
+    CHECK(mlm::checkpoint_file(dir, "model.safetensors") == committed + "/model.safetensors");
+    CHECK(mlm::checkpoint_file(dir, "config.json") == dir + "/config.json");
+
+    auto check_new = [&]() {
+        const mlm::ModelConfig c = mlm::load_config(dir);
+        CHECK(mlm::to_json(c) == mlm::to_json(new_config));
+        std::vector<float> out(mlm::ParameterLayout(c).size());
+        mlm::load_model_params(dir, c, out.data());
+        CHECK(out == b);
+        CHECK(mlm::load_tokenizer_model(dir) == "new tokenizer");
+    };
+    check_new();  // read-only: nothing moved yet
+    CHECK(fs::exists(committed + "/model.safetensors"));
+
+    SUBCASE("recover_checkpoint finishes the moves") {
+        mlm::recover_checkpoint(dir);
+        CHECK_FALSE(fs::exists(committed));
+        CHECK(snapshot(dir) == new_files);
+        check_new();
+    }
+    SUBCASE("the next write finishes them first, then replaces only what it writes") {
+        mlm::save_tokenizer_model(dir, "newer tokenizer");
+        CHECK_FALSE(fs::exists(committed));
+        CHECK(mlm::load_tokenizer_model(dir) == "newer tokenizer");
+        CHECK(read_bytes(dir + "/model.safetensors") == new_files.at("model.safetensors"));
+    }
+    SUBCASE("a first checkpoint still wholly in .checkpoint-commit") {
+        const std::string fresh = tmp / "fresh";
+        fs::create_directories(fresh + "/" + mlm::checkpoint_commit_dir);
+        for (const char* f : {"config.json", "model.safetensors", "tokenizer.model"})
+            fs::copy_file(mlm::checkpoint_file(dir, f), fresh + "/" + mlm::checkpoint_commit_dir + "/" + f);
+        CHECK(mlm::is_checkpoint(fresh));
+        CHECK(mlm::to_json(mlm::load_config(fresh)) == mlm::to_json(new_config));
+        mlm::recover_checkpoint(fresh);
+        CHECK(fs::exists(fresh + "/config.json"));
+        CHECK_FALSE(fs::exists(fresh + "/" + mlm::checkpoint_commit_dir));
+    }
+}
+
+TEST_CASE("a checkpoint write that fails (file size limit, like a full disk) leaves the previous one and says so") {
+    TempDir tmp;
+    const mlm::ModelConfig config = small_config();
+    const mlm::ParameterLayout layout(config);
+    const std::vector<float> a = random_params<float>(layout, 1), b = random_params<float>(layout, 2);
+    const std::string dir = tmp / "ckpt";
+    mlm::ModelSaveOptions options;
+    options.tokenizer_model = "tokenizer";
+    mlm::save_model(dir, config, a.data(), options);
+    const auto before = snapshot(dir);
+    REQUIRE(before.at("model.safetensors").size() > 20000);
+    std::string message;
+    {
+        faults::FileSizeLimit limit(16384);  // config.json and tokenizer.model fit, model.safetensors does not
+        message = checkpoint_error([&]() { mlm::save_model(dir, config, b.data(), options); });
+    }
+    INFO("message: " << message);
+    CHECK(message.find("cannot write the checkpoint in " + dir) == 0);
+    CHECK(message.find("File too large") != std::string::npos);
+    CHECK(message.find("the checkpoint already there is unchanged") != std::string::npos);
+    CHECK(snapshot(dir) == before);  // bit for bit, and no staged file left behind
+    std::vector<float> out(layout.size());
+    mlm::load_model_params(dir, config, out.data());
+    CHECK(out == a);
+    mlm::save_model(dir, config, b.data(), options);  // the limit gone, the next write works
+    mlm::load_model_params(dir, config, out.data());
+    CHECK(out == b);
+}
+
+// ---- every way a checkpoint goes bad, through MaskedLM::load ------------------------------------
+
+TEST_CASE("a corrupt or mismatched checkpoint: MaskedLM::load throws CheckpointError naming the file and the problem") {
+    TempDir tmp;
+    std::vector<std::string> lines = mlm::read_lines(std::string(MLM_SOURCE_DIR) + "/data/wiki-valid-2k.txt");
+    lines.resize(500);
+    mlm::TokenizerTrainOptions to;
+    to.vocab_size = 200;
+    to.character_coverage = 1.0;
+    const mlm::Tokenizer tok = mlm::Tokenizer::train_from_sentences(lines, to);
+    mlm::ModelConfig config = small_config();
+    config.vocab_size = tok.vocab_size();
+    const std::string good = tmp / "good";
+    mlm::MaskedLM(config, tok, 5).save(good);
+    REQUIRE(mlm::MaskedLM::load(good).config().vocab_size == tok.vocab_size());
+
+    int cases = 0;
+    for (const faults::Corruption& c : faults::corruptions()) {
+        if (!c.breaks_model) continue;
+        CAPTURE(c.name);
+        const std::string dir = tmp / ("case" + std::to_string(cases++));
+        fs::copy(good, dir);
+        c.apply(dir);
+        const std::string message = checkpoint_error([&]() { mlm::MaskedLM::load(dir); });
+        INFO("message: " << message);
+        CHECK(message.rfind("<", 0) != 0);  // a CheckpointError
+        CHECK(message.find(dir) != std::string::npos);
+        CHECK(message.find(c.file) != std::string::npos);
+        CHECK(message.find(c.problem) != std::string::npos);
+    }
+    CHECK(cases == 10);
 }

@@ -7,8 +7,10 @@
 #include <mlm/masked_lm.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -17,6 +19,8 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+
+#include "checkpoint_faults.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -315,6 +319,168 @@ TEST_CASE("mlm train: the shared corpus files work as they are (when present)") 
                           "16", "--eval-sentences", "50", "--no-cache", "--progress", "none", "--out", r.dir + "/shared"});
     CHECK_MESSAGE(t.code == 0, t.err);
     CHECK(t.out.find("finished after 2 steps") != std::string::npos);
+}
+
+// ---- damaged checkpoints, NaNs and failed writes ---------------------------------------------
+
+namespace {
+
+// A copy of the run's directory (the run itself stays intact for the other tests).
+std::string copy_of_run(const std::string& name) {
+    const std::string dir = run().dir + "/" + name;
+    fs::remove_all(dir);
+    fs::copy(run().out, dir, fs::copy_options::recursive);
+    return dir;
+}
+
+// The error line names the directory, the damaged file and the problem.
+void check_names_problem(const Result& r, const std::string& dir, const faults::Corruption& c) {
+    check_one_error_line(r, c.problem);
+    const std::string last = lines_of(r.err).empty() ? "" : lines_of(r.err).back();
+    CHECK_MESSAGE(last.find(dir) != std::string::npos, last);
+    CHECK_MESSAGE(last.find(c.file) != std::string::npos, last);
+}
+
+}  // namespace
+
+TEST_CASE("mlm eval / predict / fill-mask on a corrupt or mismatched checkpoint: one error line naming the file and the problem") {
+    REQUIRE(run().train.code == 0);
+    int cases = 0;
+    for (const faults::Corruption& c : faults::corruptions()) {
+        if (!c.breaks_model) continue;
+        CAPTURE(c.name);
+        const std::string dir = copy_of_run("damaged" + std::to_string(cases++));
+        c.apply(dir);
+        check_names_problem(run_mlm({"eval", "--checkpoint", dir, "--input", kValid, "--max-sentences", "5"}), dir, c);
+        if (cases % 3 == 1) {  // the same loader behind the other commands: a few cases suffice
+            check_names_problem(run_mlm({"predict", "--checkpoint", dir, "hello! how are you?"}), dir, c);
+            check_names_problem(run_mlm({"fill-mask", "--checkpoint", dir, "the [MASK] is red."}), dir, c);
+        }
+        fs::remove_all(dir);
+    }
+    CHECK(cases == 10);
+}
+
+TEST_CASE("mlm train --resume on a corrupt or mismatched run: one error line naming the file and the problem") {
+    REQUIRE(run().train.code == 0);
+    int cases = 0;
+    for (const faults::Corruption& c : faults::corruptions()) {
+        if (!c.breaks_resume) continue;
+        CAPTURE(c.name);
+        const std::string dir = copy_of_run("damaged_run" + std::to_string(cases++));
+        c.apply(dir);
+        check_names_problem(run_mlm({"train", "--out", dir, "--resume", "--progress", "none"}), dir, c);
+        fs::remove_all(dir);
+    }
+    CHECK(cases == 8);
+    // The record of the data options, which a short --resume needs.
+    const std::string dir = copy_of_run("damaged_data_json");
+    faults::write_bytes(dir + "/data.json", "{\"train\": [");
+    check_one_error_line(run_mlm({"train", "--out", dir, "--resume", "--progress", "none"}),
+                         dir + "/data.json: not a valid record of the run's data options");
+    fs::remove_all(dir);
+}
+
+TEST_CASE("mlm: a corrupt best/ leaves the latest checkpoint usable and resumable, and the other way round") {
+    REQUIRE(run().train.code == 0);
+    const std::string dir = copy_of_run("best_vs_latest");
+    auto truncate = [](const std::string& path) {
+        const std::string b = read_all(path);
+        faults::write_bytes(path, b.substr(0, b.size() / 2));
+    };
+    const std::string best_model = read_all(dir + "/best/model.safetensors");
+    truncate(dir + "/best/model.safetensors");
+    check_one_error_line(run_mlm({"eval", "--checkpoint", dir + "/best", "--input", kValid, "--max-sentences", "5"}),
+                         dir + "/best/model.safetensors: ");
+    CHECK(run_mlm({"eval", "--checkpoint", dir, "--input", kValid, "--max-sentences", "5"}).code == 0);
+    const Result resumed = run_mlm({"train", "--out", dir, "--resume", "--progress", "none"});
+    CHECK_MESSAGE(resumed.code == 0, resumed.err);
+
+    faults::write_bytes(dir + "/best/model.safetensors", best_model);
+    truncate(dir + "/model.safetensors");
+    check_one_error_line(run_mlm({"predict", "--checkpoint", dir, "hello"}), dir + "/model.safetensors: ");
+    CHECK(run_mlm({"predict", "--checkpoint", dir + "/best", "hello"}).code == 0);
+    const Result resumed2 = run_mlm({"train", "--out", dir, "--resume", "--progress", "none"});  // the state is whole
+    CHECK_MESSAGE(resumed2.code == 0, resumed2.err);
+    fs::remove_all(dir);
+}
+
+TEST_CASE("mlm train --on-non-finite: a NaN at step 2 (lr 1e30) stops, or is skipped; the last checkpoint stays") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    auto command = [&](const std::string& out, const std::string& max_steps) {
+        return std::vector<std::string>{"train", "--train", kValid, "--max-sentences", "400", "--holdout", "0",
+                                        "--tokenizer", r.tokenizer, "--dim", "16", "--heads", "2", "--layers", "1",
+                                        "--max-steps", max_steps, "--batch-size", "16", "--schedule", "constant",
+                                        // step 1 sends every weight to about +-1e30; step 2's loss is NaN
+                                        "--lr", "1e30", "--checkpoint-every", "1", "--threads", "1", "--progress",
+                                        "lines", "--log-every", "1", "--no-cache", "--out", out};
+    };
+    // The checkpoint of step 1, made by a run that ends there.
+    const Result one = run_mlm(command(r.dir + "/nan_one", "1"));
+    REQUIRE_MESSAGE(one.code == 0, one.err);
+
+    std::vector<std::string> stop = command(r.dir + "/nan_stop", "6");
+    stop.insert(stop.end(), {"--on-non-finite", "stop"});
+    const Result s = run_mlm(stop);
+    check_one_error_line(s, "training stopped at step 2: the loss or the gradient became non-finite");
+    CHECK(s.err.find("the checkpoint in " + r.dir + "/nan_stop stays the one of step 1") != std::string::npos);
+    CHECK(s.err.find("step 2: non-finite loss, step not applied; stopping") != std::string::npos);
+    CHECK(json::parse(read_all(r.dir + "/nan_stop/trainer_state.json")).at("step") == 1);
+    CHECK(read_all(r.dir + "/nan_stop/model.safetensors") == read_all(r.dir + "/nan_one/model.safetensors"));
+    CHECK(run_mlm({"predict", "--checkpoint", r.dir + "/nan_stop", "hello"}).code == 0);  // it loads
+
+    std::vector<std::string> skip = command(r.dir + "/nan_skip", "6");
+    skip.insert(skip.end(), {"--on-non-finite", "skip", "--max-non-finite-skips", "3"});
+    const Result k = run_mlm(skip);
+    check_one_error_line(k, "training stopped at step 4: the loss or the gradient became non-finite (steps not applied: 3)");
+    int skipped = 0;
+    for (const std::string& line : lines_of(read_all(r.dir + "/nan_skip/log.jsonl")))
+        skipped += json::parse(line).value("skipped", false);
+    CHECK(skipped == 3);
+    CHECK(k.err.find("step 2: non-finite loss, step not applied; skipped") != std::string::npos);
+    // Steps 2 and 3 were skipped and checkpointed with the weights of step 1; step 4 stopped the run.
+    CHECK(json::parse(read_all(r.dir + "/nan_skip/trainer_state.json")).at("step") == 3);
+    CHECK(read_all(r.dir + "/nan_skip/model.safetensors") == read_all(r.dir + "/nan_one/model.safetensors"));
+}
+
+TEST_CASE("mlm train: a checkpoint that cannot be written (file size limit) is one error line; the previous one stays") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    const std::string out = r.dir + "/full_disk";
+    auto command = [&](const std::string& max_time) {
+        return std::vector<std::string>{"train", "--train", kValid, "--max-sentences", "400", "--holdout", "0",
+                                        "--tokenizer", r.tokenizer, "--dim", "32", "--heads", "2", "--layers", "1",
+                                        "--max-steps", "100000", "--schedule", "constant", "--batch-size", "16",
+                                        "--checkpoint-every", "2", "--max-time", max_time, "--threads", "1",
+                                        "--progress", "none", "--out", out};
+    };
+    const Result first = run_mlm(command("0.5s"));  // a session that ends (and checkpoints) after 0.5 s
+    REQUIRE_MESSAGE(first.code == 0, first.err);
+    REQUIRE(fs::exists(out + "/trainer_state.json"));
+    std::map<std::string, std::string> saved;
+    for (const char* f : {"config.json", "model.safetensors", "tokenizer.model", "trainer_state.safetensors", "trainer_state.json"})
+        saved[f] = read_all(out + "/" + f);
+    REQUIRE(saved.at("model.safetensors").size() > 96 * 1024);
+    // The resumed session may write 96 blocks per file (48 KB in dash's 512-byte blocks, 96 KB in
+    // bash's 1 KB ones): the log fits, no checkpoint file does. SIGXFSZ is ignored, as a full disk
+    // would not send it: the writes fail with EFBIG instead.
+    std::string cmd = "trap '' XFSZ; ulimit -f 96; " + quote(MLM_CLI);
+    std::vector<std::string> resume = command("30s");
+    resume.push_back("--resume");
+    for (const auto& a : resume) cmd += " " + quote(a);
+    const std::string err_file = r.dir + "/full_disk.err";
+    const int status = std::system((cmd + " >/dev/null 2>" + quote(err_file)).c_str());
+    Result full;
+    full.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    full.err = read_all(err_file);
+    check_one_error_line(full, "cannot write the checkpoint in " + out + ": ");
+    CHECK(full.err.find("File too large") != std::string::npos);
+    CHECK(full.err.find("the checkpoint already there is unchanged") != std::string::npos);
+    for (const auto& [f, bytes] : saved) CHECK_MESSAGE(read_all(out + "/" + f) == bytes, f);
+    CHECK_FALSE(fs::exists(out + "/" + mlm::checkpoint_staging_dir));
+    const Result again = run_mlm({"train", "--out", out, "--resume", "--max-time", "1s", "--progress", "none"});
+    CHECK_MESSAGE(again.code == 0, again.err);  // the run goes on from the intact checkpoint
 }
 
 TEST_CASE("cleanup") { fs::remove_all(run().dir); }

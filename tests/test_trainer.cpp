@@ -13,12 +13,16 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+
+#include "checkpoint_faults.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -653,4 +657,253 @@ TEST_CASE("non-finite loss: detected at its step, never applied, never checkpoin
         CHECK(r.steps == 3);
         CHECK(r.skipped_steps == 3);
     }
+}
+
+// ============================================================================================
+// Faults: a corrupt trainer state, a NaN with checkpoints on disk, a failed write, best/ vs latest
+// ============================================================================================
+
+namespace {
+
+// Every file of a run directory but log.jsonl (relative path -> bytes).
+std::map<std::string, std::string> checkpoint_files(const std::string& dir) {
+    std::map<std::string, std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+        if (e.is_regular_file() && e.path().filename() != "log.jsonl")
+            out[fs::relative(e.path(), dir).string()] = mlm::read_file(e.path().string());
+    return out;
+}
+
+std::vector<float> params_of(const mlm::Trainer& t) {
+    return std::vector<float>(t.model().parameters(), t.model().parameters() + t.model().num_parameters());
+}
+
+// A tiny run that checkpoints after every step.
+struct FaultRun {
+    const mlm::Tokenizer& tok = small_tokenizer();
+    mlm::TokenizedCorpus train = sentences(tok, kValidFile, 0, 96);
+    mlm::TokenizedCorpus valid = sentences(tok, kValidFile, 1000, 32);
+    mlm::ModelConfig mc = tiny_model(tok.vocab_size(), 0.0f);
+    mlm::TrainerConfig config(const std::string& dir, mlm::NonFinitePolicy policy = mlm::NonFinitePolicy::skip) const {
+        mlm::TrainerConfig c = quiet_config();
+        c.epochs = 0;
+        c.max_steps = 8;
+        c.batch_size = 16;
+        c.lr = 2e-3;
+        c.eval_every_steps = 2;
+        c.checkpoint_every_steps = 1;
+        c.on_non_finite = policy;
+        c.seed = 4;
+        c.out_dir = dir;
+        return c;
+    }
+    std::unique_ptr<mlm::Trainer> make(const mlm::TrainerConfig& c) const {
+        auto t = std::make_unique<mlm::Trainer>(mc, tok, c);
+        t->set_data(train, valid);
+        return t;
+    }
+    // Trains `steps` steps into dir (a checkpoint after each) and returns the trainer.
+    std::unique_ptr<mlm::Trainer> run_until(const mlm::TrainerConfig& c, int64_t steps) const {
+        auto t = make(c);
+        t->on_step = [steps](const mlm::StepRecord& r) { return r.step == steps; };
+        t->train();
+        REQUIRE(t->step() == steps);
+        t->on_step = nullptr;
+        return t;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a corrupt trainer state: resume throws CheckpointError naming the file and the problem, and changes nothing") {
+    FaultRun run;
+    const std::string good = temp_dir("state_good");
+    run.run_until(run.config(good), 3);
+    int cases = 0;
+    for (const faults::Corruption& c : faults::corruptions()) {
+        if (c.file != "trainer_state.safetensors") continue;
+        CAPTURE(c.name);
+        const std::string dir = temp_dir("state_case" + std::to_string(cases++));
+        fs::remove_all(dir);
+        fs::copy(good, dir, fs::copy_options::recursive);
+        c.apply(dir);
+        auto t = run.make(run.config(dir));
+        const std::vector<float> before = params_of(*t);
+        std::string message = "<no exception>";
+        try {
+            t->resume();
+        } catch (const mlm::CheckpointError& e) {
+            message = e.what();
+        } catch (const std::exception& e) {
+            message = std::string("<not a CheckpointError> ") + e.what();
+        }
+        INFO("message: " << message);
+        CHECK(message.find(dir + "/trainer_state.safetensors") == 0);
+        CHECK(message.find(c.problem) != std::string::npos);
+        CHECK(t->step() == 0);  // nothing of the damaged state was taken
+        CHECK(params_of(*t) == before);
+        CHECK(t->optimizer().step_count() == 0);
+        fs::remove_all(dir);
+    }
+    CHECK(cases == 5);
+    // Not damage: the same state JSON with its keys in another order (rewritten by another tool).
+    faults::rewrite(good + "/trainer_state.safetensors", [](auto&, auto& metadata) {
+        metadata["trainer_state"] = json::parse(metadata.at("trainer_state")).dump();  // sorted keys
+    });
+    auto t = run.make(run.config(good));
+    t->resume();
+    CHECK(t->step() == 3);
+    fs::remove_all(good);
+}
+
+TEST_CASE("a NaN at step k with a checkpoint after every step: detected at k; stop keeps the checkpoint of k-1, skip goes on") {
+    FaultRun run;
+    constexpr int64_t k = 4;
+    auto ln_f = [](mlm::Trainer& t) { return t.model().parameters() + t.model().layout().find("ln_f.scale").offset; };
+
+    SUBCASE("stop: the run ends at step k and the files on disk stay those of step k-1, bit for bit") {
+        const std::string dir = temp_dir("nan_k_stop");
+        auto t = run.run_until(run.config(dir, mlm::NonFinitePolicy::stop), k - 1);
+        const auto saved = checkpoint_files(dir);
+        const std::vector<float> good = params_of(*t);
+        *ln_f(*t) = std::numeric_limits<float>::quiet_NaN();  // step k computes a NaN loss
+        std::vector<mlm::StepRecord> records;
+        t->on_step = [&](const mlm::StepRecord& r) {
+            records.push_back(r);
+            return false;
+        };
+        const mlm::TrainResult r = t->train();
+        CHECK(r.stop_reason == mlm::StopReason::non_finite);
+        CHECK(r.steps == k);
+        CHECK(r.checkpoint_step == k - 1);
+        REQUIRE(records.size() == 1);
+        CHECK(records[0].step == k);
+        CHECK(records[0].skipped);
+        CHECK(std::isnan(records[0].loss));
+        CHECK(checkpoint_files(dir) == saved);
+        const auto log = read_log(dir);
+        CHECK(log.back().at("step") == k);
+        CHECK(log.back().at("skipped") == true);
+        // The checkpoint loads, as a model and as a run to resume, with the weights of step k-1.
+        const mlm::MaskedLM lm = mlm::MaskedLM::load(dir);
+        CHECK(same_bits(lm.model().parameters(), good.data(), good.size()));
+        auto again = run.make(run.config(dir, mlm::NonFinitePolicy::skip));  // the policy may change on resume
+        again->resume();
+        CHECK(again->step() == k - 1);
+        CHECK(same_bits(again->model().parameters(), good.data(), good.size()));
+        fs::remove_all(dir);
+    }
+    SUBCASE("skip: step k is not applied and the run goes on to the end") {
+        const std::string dir = temp_dir("nan_k_skip");
+        auto t = run.run_until(run.config(dir, mlm::NonFinitePolicy::skip), k - 1);
+        const std::vector<float> good = params_of(*t);
+        const float scale = *ln_f(*t);
+        *ln_f(*t) = std::numeric_limits<float>::quiet_NaN();
+        std::vector<mlm::StepRecord> records;
+        t->on_step = [&](const mlm::StepRecord& r) {
+            records.push_back(r);
+            if (r.step == k) {
+                // Nothing of step k was applied: the weights are those of step k-1 (but the NaN).
+                *ln_f(*t) = scale;
+                CHECK(params_of(*t) == good);
+                CHECK(t->optimizer().step_count() == k - 1);
+            }
+            return false;
+        };
+        const mlm::TrainResult r = t->train();
+        CHECK(r.stop_reason == mlm::StopReason::finished);
+        CHECK(r.steps == 8);
+        CHECK(r.skipped_steps == 1);
+        CHECK(r.checkpoint_step == 8);
+        REQUIRE(records.size() == 8 - (k - 1));
+        for (const auto& rec : records) {
+            CAPTURE(rec.step);
+            CHECK(rec.skipped == (rec.step == k));
+        }
+        CHECK(t->optimizer().step_count() == 7);
+        const mlm::MaskedLM lm = mlm::MaskedLM::load(dir);
+        CHECK(same_bits(lm.model().parameters(), t->model().parameters(), t->model().num_parameters()));
+        CHECK(steps_of(read_log(dir)).at(k).at("skipped") == true);
+        fs::remove_all(dir);
+    }
+}
+
+TEST_CASE("a checkpoint that cannot be written (file size limit, like a full disk): train() throws, the previous one stays") {
+    FaultRun run;
+    const std::string dir = temp_dir("write_fails");
+    auto t = run.make(run.config(dir));
+    std::map<std::string, std::string> saved;
+    std::optional<faults::FileSizeLimit> limit;
+    t->on_step = [&](const mlm::StepRecord& r) {
+        if (r.step == 3) {  // after step 3 is computed and logged, before its checkpoint
+            saved = checkpoint_files(dir);
+            limit.emplace(16384);  // the log's next lines fit; no checkpoint file does
+        }
+        return false;
+    };
+    std::string message = "<no exception>";
+    try {
+        t->train();
+    } catch (const mlm::CheckpointError& e) {
+        message = e.what();
+    }
+    limit.reset();
+    INFO("message: " << message);
+    CHECK(message.find("cannot write the checkpoint in " + dir + ": ") == 0);
+    CHECK(message.find("File too large") != std::string::npos);
+    CHECK(message.find("the checkpoint already there is unchanged") != std::string::npos);
+    CHECK(t->step() == 3);
+    REQUIRE(!saved.empty());
+    CHECK(checkpoint_files(dir) == saved);  // bit for bit, no staged file left
+    auto again = run.make(run.config(dir));
+    again->resume();
+    CHECK(again->step() == 2);
+    CHECK(again->train().steps == 8);  // and the run can go on
+    fs::remove_all(dir);
+}
+
+TEST_CASE("a corrupt best/ does not stop the latest checkpoint from loading or resuming, nor the other way round") {
+    FaultRun run;
+    const std::string dir = temp_dir("best_vs_latest");
+    {
+        mlm::TrainerConfig c = run.config(dir);
+        c.max_steps = 4;
+        run.make(c)->train();
+    }
+    REQUIRE(mlm::is_checkpoint(dir + "/best"));
+    const auto good = checkpoint_files(dir);
+    auto truncate = [](const std::string& path) {
+        const std::string b = mlm::read_file(path);
+        faults::write_bytes(path, b.substr(0, b.size() / 2));
+    };
+    auto load_error = [](const std::string& d) -> std::string {
+        try {
+            mlm::MaskedLM::load(d);
+        } catch (const mlm::CheckpointError& e) {
+            return e.what();
+        }
+        return "<no CheckpointError>";
+    };
+    auto resumes = [&]() {
+        mlm::TrainerConfig c = run.config(dir);
+        c.max_steps = 4;
+        auto t = run.make(c);
+        t->resume();
+        return t->step() == 4;
+    };
+
+    truncate(dir + "/best/model.safetensors");
+    const std::string best_error = load_error(dir + "/best");
+    CHECK_MESSAGE(best_error.find(dir + "/best/model.safetensors: ") == 0, best_error);
+    CHECK(best_error.find("truncated") != std::string::npos);
+    CHECK(mlm::MaskedLM::load(dir).model().num_parameters() > 0);
+    CHECK(resumes());
+
+    faults::write_bytes(dir + "/best/model.safetensors", good.at("best/model.safetensors"));
+    truncate(dir + "/model.safetensors");
+    const std::string latest_error = load_error(dir);
+    CHECK_MESSAGE(latest_error.find(dir + "/model.safetensors: ") == 0, latest_error);
+    CHECK(mlm::MaskedLM::load(dir + "/best").model().num_parameters() > 0);
+    CHECK(resumes());  // the trainer state is self-contained
+    fs::remove_all(dir);
 }

@@ -16,13 +16,11 @@
 //   std::vector<float> params(mlm::ParameterLayout(config).size());
 //   mlm::load_model_params("ckpt", config, params.data());
 //
-// Every file is written atomically (temporary file, fsync, rename, fsync the directory), so a
-// crash leaves each file either old or new, never half-written. The files of a checkpoint are
-// replaced one at a time in this order: model.safetensors, tokenizer.model, config.json last.
-// config.json goes last so that a new directory only looks like a checkpoint (is_checkpoint())
-// once everything else is in place. A crash while overwriting an existing checkpoint can leave new
-// weights beside the old config.json: loading then fails with a shape error, or, when the shapes
-// agree, loads the new weights; it never meets a torn file.
+// A checkpoint is replaced as a whole (CheckpointWriter): a crash, a SIGKILL or a power cut at any
+// moment leaves either every old file or every new one, never a torn file and never a mix of two
+// checkpoints. The new files are written into DIR/.checkpoint-staging/ and committed by renaming
+// that directory; a crash after the commit leaves some new files in DIR/.checkpoint-commit/, where
+// the loaders find them (checkpoint_file()) and the next write moves them into place.
 //
 // Named buffers (trainer state, anything else):
 //   auto refs = mlm::layout_refs(layout, adam_m.data(), "adam_m.");
@@ -37,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -60,13 +59,72 @@ struct ModelSaveOptions {
     std::string tokenizer_model;   // bytes of tokenizer.model; empty: that file is left as it is
 };
 
-// Writes `dir` (created if needed): model.safetensors, tokenizer.model (when given), then
-// config.json. params is a flat buffer laid out by ParameterLayout(config). T: float or double.
+// ---- replacing the files of a checkpoint as one change ---------------------------------------
+
+inline constexpr const char* checkpoint_staging_dir = ".checkpoint-staging";
+inline constexpr const char* checkpoint_commit_dir = ".checkpoint-commit";
+
+// Replaces several files of a directory as one atomic change:
+//   1. stage() writes each new file (each fsynced) into DIR/.checkpoint-staging/;
+//   2. commit() syncs that directory and renames it to DIR/.checkpoint-commit/: the commit point;
+//   3. commit() then moves each file over its old version in DIR and removes the empty directory.
+// Renaming one directory is atomic where renaming several files is not, so a crash before the
+// commit point leaves all the old files (the staged ones are discarded by the next writer) and a
+// crash after it leaves all the new ones, some still in .checkpoint-commit/: the loaders read
+// them there (checkpoint_file()) and the next writer, or recover_checkpoint(), finishes the moves.
+// Files of DIR that are not staged keep their old version.
+//
+//   mlm::CheckpointWriter writer("runs/x");    // creates runs/x; finishes an interrupted write
+//   writer.stage("trainer_state.json", state_json);
+//   writer.stage("trainer_state.safetensors",
+//                [&](const std::string& path) { mlm::save_tensors(path, refs, metadata); });
+//   mlm::save_model(writer, config, params.data(), options);   // the model's three files
+//   writer.commit();
+//
+// A failure before the commit point (disk full, permission denied) throws CheckpointError saying
+// so, and the checkpoint already in DIR is unchanged. One writer per directory at a time.
+class CheckpointWriter {
+public:
+    explicit CheckpointWriter(std::string dir);
+    ~CheckpointWriter();  // without commit(): removes the staged files, DIR is unchanged
+    CheckpointWriter(const CheckpointWriter&) = delete;
+    CheckpointWriter& operator=(const CheckpointWriter&) = delete;
+
+    const std::string& dir() const { return dir_; }
+    // Writes the new version of file `name` (a plain file name): `write` is called with the path
+    // to write it to, in the staging directory, and must write it with fsync (save_tensors,
+    // SafetensorsWriter::write and write_file_atomic do).
+    void stage(const std::string& name, const std::function<void(const std::string& path)>& write);
+    void stage(const std::string& name, const std::string& bytes);
+    // Makes the staged files the directory's, all at once. At most once.
+    void commit();
+
+private:
+    std::string dir_;
+    std::string staging_;
+    bool committed_ = false;
+};
+
+// Finishes a write that was interrupted after its commit point and discards one interrupted
+// before it; nothing to do otherwise (or when `dir` does not exist). Writers call it first.
+void recover_checkpoint(const std::string& dir);
+
+// The path of file `name` of checkpoint `dir` as it stands: DIR/.checkpoint-commit/name when an
+// interrupted write left the new version there, else DIR/name.
+std::string checkpoint_file(const std::string& dir, const std::string& name);
+
+// Writes `dir` (created if needed) as one change (CheckpointWriter): model.safetensors,
+// tokenizer.model (when given) and config.json. params is a flat buffer laid out by
+// ParameterLayout(config). T: float or double.
 template <class T>
 void save_model(const std::string& dir, const ModelConfig& config, const T* params,
                 const ModelSaveOptions& options = {});
+// The same files, staged into a writer (committed with whatever else it holds).
+template <class T>
+void save_model(CheckpointWriter& writer, const ModelConfig& config, const T* params,
+                const ModelSaveOptions& options = {});
 
-// Writes only tokenizer.model, atomically.
+// Writes only tokenizer.model (as one change, like save_model).
 void save_tokenizer_model(const std::string& dir, const std::string& bytes);
 
 // True when `dir` holds config.json and model.safetensors.
@@ -89,6 +147,10 @@ std::string load_tokenizer_model(const std::string& dir);
 extern template void save_model<float>(const std::string&, const ModelConfig&, const float*,
                                        const ModelSaveOptions&);
 extern template void save_model<double>(const std::string&, const ModelConfig&, const double*,
+                                        const ModelSaveOptions&);
+extern template void save_model<float>(CheckpointWriter&, const ModelConfig&, const float*,
+                                       const ModelSaveOptions&);
+extern template void save_model<double>(CheckpointWriter&, const ModelConfig&, const double*,
                                         const ModelSaveOptions&);
 extern template void load_model_params<float>(const std::string&, const ModelConfig&, float*);
 extern template void load_model_params<double>(const std::string&, const ModelConfig&, double*);

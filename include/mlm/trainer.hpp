@@ -50,12 +50,14 @@
 //   best/                                              the model with the lowest validation loss
 //                                                      (config.json, model.safetensors,
 //                                                      tokenizer.model, metrics.json)
-// Every file is written atomically. trainer_state.safetensors is self-contained: a resume reads
-// only it, so a crash between the writes of a checkpoint's files never leaves an inconsistent
-// state to resume from. Checkpoints are written every `checkpoint_every_steps` steps and/or every
-// `checkpoint_every_minutes`, at the end of the run or of the session's time budget, and when
-// stopped by a callback or request_stop() unless checkpoint_on_stop is false. A checkpoint with
-// non-finite parameters is never written. A resumed run continues exactly where the checkpoint
+// A checkpoint (out_dir's files, or best/'s) is written as one change (CheckpointWriter in
+// checkpoint.hpp): a crash or a kill at any moment leaves the previous checkpoint or the new one,
+// whole, never a mix. trainer_state.safetensors is self-contained: a resume reads only it (and
+// checks the model config and the tokenizer against it). Checkpoints are written every
+// `checkpoint_every_steps` steps and/or every `checkpoint_every_minutes`, at the end of the run or
+// of the session's time budget, and when stopped by a callback or request_stop() unless
+// checkpoint_on_stop is false. A checkpoint with non-finite parameters is never written; a write
+// that fails (disk full, permission denied) throws CheckpointError and leaves the previous one. A resumed run continues exactly where the checkpoint
 // left off: steps done after it by a killed session are redone (and log.jsonl is cut back).
 //
 // Evaluation (held-out corpus of set_data, metrics.hpp): every `eval_every_steps` steps, or at the
@@ -65,7 +67,11 @@
 // Non-finite loss or gradient norm: detected at the step where it appears; the step is not applied.
 // on_non_finite = skip moves on to the next batch (up to max_non_finite_skips in a row, then
 // stops); stop ends the run at once (TrainResult::stop_reason = non_finite). No NaN reaches the
-// weights or a checkpoint either way.
+// weights or a checkpoint either way, and a run stopped this way writes no checkpoint: the one in
+// out_dir stays the last one written before the fault (TrainResult::checkpoint_step), as the
+// weights that led to a NaN may be bad even where they are finite. A resume from it repeats the
+// steps since; with on_non_finite = skip (a knob that may change on resume) a NaN that comes back
+// is stepped over.
 #pragma once
 
 #include <atomic>
@@ -214,6 +220,7 @@ struct TrainResult {
     EvalMetrics last_eval;        // the last evaluation (NaN fields when none ran)
     double elapsed_s = 0;
     int64_t skipped_steps = 0;
+    int64_t checkpoint_step = -1;  // step of the newest checkpoint in out_dir (-1: none written)
 };
 
 class Trainer {
@@ -239,8 +246,10 @@ public:
     // position in the data, tokens seen, best loss, elapsed time. Call after set_data() with the
     // same data; the run-defining knobs of the config (everything but how long to run in wall
     // time, checkpoint / log / progress settings, threads, eval cadence) must equal the stored
-    // ones, and the model config too: otherwise std::invalid_argument lists the differences.
-    // log.jsonl is cut back to the resumed step.
+    // ones, and the model config too: otherwise std::invalid_argument lists the differences. A
+    // damaged or incomplete trainer state throws CheckpointError naming the file and the problem;
+    // either way nothing is changed (short of an I/O error while reading). log.jsonl is cut back
+    // to the resumed step.
     void resume(const std::string& dir = "");
 
     // Runs until a target, the time budget, a stop request or a non-finite failure.
@@ -249,7 +258,8 @@ public:
     // Evaluates the current model on the held-out corpus (NaN metrics when there is none).
     EvalMetrics evaluate() const;
 
-    // Writes a full checkpoint (model, tokenizer, trainer state) into `dir` (default out_dir).
+    // Writes a full checkpoint (model, tokenizer, trainer state) into `dir` (default out_dir), as one
+    // change: CheckpointError if it fails, and the checkpoint already there stays.
     void save_checkpoint(const std::string& dir = "") const;
 
     // Asks a running train() to stop after the current step (thread- and signal-safe).
@@ -277,7 +287,8 @@ private:
     struct Impl;
     void prepare();  // after set_data: batcher, total steps, schedule
     int64_t count_steps() const;
-    void write_checkpoint(const std::string& dir, bool with_state) const;
+    // with_state: the trainer state too; metrics_json: a metrics.json too (best/).
+    void write_checkpoint(const std::string& dir, bool with_state, const std::string& metrics_json = "") const;
     std::string state_json() const;
 
     TrainerConfig config_;
@@ -294,6 +305,7 @@ private:
     int64_t best_step_ = 0;
     int64_t skipped_steps_ = 0;
     int64_t total_steps_ = 0;
+    int64_t checkpoint_step_ = -1;  // step of the newest checkpoint in out_dir (-1: none yet)
     std::atomic<bool> stop_requested_{false};
 };
 

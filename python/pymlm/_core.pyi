@@ -30,7 +30,8 @@ BatchLike = Union[Sequence[Sequence[int]], npt.NDArray[np.integer[Any]]]
 FillMaskCandidate = Dict[str, Any]  # {"score": float, "token": int, "token_str": str, "sequence": str}
 
 class CheckpointError(ValueError):
-    """A checkpoint or tensor file that is corrupt or does not fit (a ValueError)."""
+    """A checkpoint or tensor file that is corrupt or does not fit, or a checkpoint that cannot be
+    written (the one already there is then unchanged). A ValueError."""
 
 class OutOfRangeError(ValueError, IndexError):
     """A token id outside the vocab or a position outside a sentence."""
@@ -637,6 +638,8 @@ class TrainResult:
     def elapsed_s(self) -> float: ...
     @property
     def skipped_steps(self) -> int: ...
+    @property
+    def checkpoint_step(self) -> int: ...
     def as_dict(self) -> Dict[str, Any]: ...
 
 class TrainerCore:

@@ -326,6 +326,8 @@ class Trainer:
 
         Ctrl-C (KeyboardInterrupt) stops after the current step: the checkpoint is written, then
         the KeyboardInterrupt is raised again. The GIL is released while the C++ loop runs.
+        A non-finite loss or gradient that stops the run (on_non_finite="stop", or too many
+        skips) returns stop_reason "non_finite" with a RuntimeWarning, and writes no checkpoint.
         Returns the TrainResult (also kept in ``self.result``).
         """
         if self._running:
@@ -363,6 +365,21 @@ class Trainer:
                 if isinstance(cb, Callback):
                     cb.on_train_end(self, result)
         self.result = result
+        if result.stop_reason == "non_finite":
+            # The C++ loop's own message goes to its progress printer, which is off here.
+            out_dir = self.core.config.out_dir
+            if not out_dir:
+                saved = ""
+            elif result.checkpoint_step >= 0:
+                saved = "; the checkpoint in %s stays the one of step %d, written before" % (out_dir, result.checkpoint_step)
+            else:
+                saved = "; no checkpoint was written before"
+            warnings.warn(
+                "training stopped at step %d: the loss or the gradient became non-finite (steps not applied: %d)%s"
+                % (result.steps, result.skipped_steps, saved),
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return result
 
     def _close_bar(self) -> None:

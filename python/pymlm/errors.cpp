@@ -2,7 +2,8 @@
 //
 // C++ exceptions become Python exceptions as follows (pybind11's own translators, plus ours):
 //   mlm::CheckpointError      -> pymlm.CheckpointError (a ValueError): a checkpoint or tensor file
-//                                that is corrupt, inconsistent or does not fit the model
+//                                that is corrupt, inconsistent or does not fit the model, or a
+//                                checkpoint that cannot be written (the one there is then unchanged)
 //   std::out_of_range         -> pymlm.OutOfRangeError (both a ValueError and an IndexError): an
 //                                id outside the vocab, a position outside a sentence
 //   std::invalid_argument, std::domain_error, std::length_error -> ValueError
@@ -245,9 +246,10 @@ void bind_errors(py::module_& m) {
     auto& checkpoint_error = py::register_local_exception<mlm::CheckpointError>(m, "CheckpointError", PyExc_ValueError);
     checkpoint_error.doc() =
         "A checkpoint or tensor file that cannot be used as asked: corrupt or truncated, a tensor with the "
-        "wrong name, dtype or shape, or a tokenizer whose vocab does not match config.json. The message names "
-        "the file, the tensor and the problem. A subclass of ValueError. (A missing file or directory raises "
-        "FileNotFoundError instead.)";
+        "wrong name, dtype or shape, a tokenizer whose vocab does not match config.json, a damaged trainer state; "
+        "or a checkpoint that cannot be written (disk full, permission denied: the one already there is then "
+        "unchanged). The message names the file, the tensor and the problem. A subclass of ValueError. (A "
+        "missing file or directory raises FileNotFoundError instead.)";
 
     // OutOfRangeError(ValueError, IndexError): made by hand, py::exception takes one base.
     PyObject* bases = PyTuple_Pack(2, PyExc_ValueError, PyExc_IndexError);

@@ -79,8 +79,9 @@ mlm::EvalOptions eval_options(std::size_t max_sentences, uint64_t seed, double m
 
 void check_checkpoint_files(const std::string& dir) {
     require_directory(dir, "checkpoint directory");
+    // checkpoint_file: a write interrupted after its commit point leaves new files elsewhere.
     for (const char* f : {mlm::checkpoint_config_file, mlm::checkpoint_model_file, mlm::checkpoint_tokenizer_file})
-        require_file(dir + "/" + f, std::string(f) + " of the checkpoint");
+        require_file(mlm::checkpoint_file(dir, f), std::string(f) + " of the checkpoint");
 }
 
 }  // namespace
@@ -255,8 +256,8 @@ Inference calls release the GIL and may run from several threads at once.)doc");
             lm.save(d);
         },
         py::arg("dir"),
-        "Writes config.json, model.safetensors and tokenizer.model into dir (created if needed), each "
-        "atomically; trainer state already in dir is left alone.");
+        "Writes config.json, model.safetensors and tokenizer.model into dir (created if needed) as one change: "
+        "a crash leaves the old files or the new ones, never a mix. Trainer state already in dir is left alone.");
     cls.def_property_readonly(
         "config", [](const mlm::MaskedLM& lm) { return lm.config(); }, "The model's ModelConfig (a copy).");
     cls.def_property_readonly(

@@ -111,8 +111,8 @@ training and changing them.)doc");
         [](const std::filesystem::path& dir_path) {
             const std::string dir = path_string(dir_path);
             require_directory(dir, "checkpoint directory");
-            require_file(dir + "/" + mlm::checkpoint_config_file, "config.json of the checkpoint");
-            require_file(dir + "/" + mlm::checkpoint_model_file, "model.safetensors of the checkpoint");
+            require_file(mlm::checkpoint_file(dir, mlm::checkpoint_config_file), "config.json of the checkpoint");
+            require_file(mlm::checkpoint_file(dir, mlm::checkpoint_model_file), "model.safetensors of the checkpoint");
             sync_threads();
             py::gil_scoped_release release;
             const mlm::ModelConfig config = mlm::load_config(dir);

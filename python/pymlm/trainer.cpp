@@ -77,6 +77,7 @@ py::dict result_dict(const mlm::TrainResult& r) {
     d["last_eval"] = py::cast(r.last_eval).attr("as_dict")();
     d["elapsed_s"] = r.elapsed_s;
     d["skipped_steps"] = r.skipped_steps;
+    d["checkpoint_step"] = r.checkpoint_step;
     return d;
 }
 
@@ -335,6 +336,9 @@ printer on stderr, which pymlm.Trainer turns off in favour of tqdm) "auto" | "ba
         .def_readonly("last_eval", &mlm::TrainResult::last_eval, "The last EvalMetrics (NaN fields when none ran).")
         .def_readonly("elapsed_s", &mlm::TrainResult::elapsed_s, "Wall time of the run (all sessions).")
         .def_readonly("skipped_steps", &mlm::TrainResult::skipped_steps, "Steps skipped as non-finite.")
+        .def_readonly("checkpoint_step", &mlm::TrainResult::checkpoint_step,
+                      "Step of the newest checkpoint in out_dir (-1: none written). After a non_finite stop, the "
+                      "last one written before the fault: such a stop writes none.")
         .def("as_dict", &result_dict, "The fields as a dict.")
         .def("__repr__", [](const mlm::TrainResult& r) {
             return "TrainResult(stop_reason='" + std::string(mlm::to_string(r.stop_reason)) +

@@ -131,11 +131,16 @@ void load_data_options(TrainArgs& a) {
             throw std::invalid_argument("--resume without --train: " + path + " is missing, so give the run's data options again");
         return;
     }
-    const auto j = nlohmann::json::parse(read_file(path));
-    if (a.train_opt->count() == 0) a.train_files = j.at("train").get<std::vector<std::string>>();
-    if (a.valid_opt->count() == 0) a.valid_file = j.at("valid").get<std::string>();
-    if (a.holdout_opt->count() == 0) a.holdout = j.at("holdout").get<std::size_t>();
-    if (a.max_sentences_opt->count() == 0) a.max_sentences = j.at("max_sentences").get<std::size_t>();
+    try {
+        const auto j = nlohmann::json::parse(read_file(path));
+        if (a.train_opt->count() == 0) a.train_files = j.at("train").get<std::vector<std::string>>();
+        if (a.valid_opt->count() == 0) a.valid_file = j.at("valid").get<std::string>();
+        if (a.holdout_opt->count() == 0) a.holdout = j.at("holdout").get<std::size_t>();
+        if (a.max_sentences_opt->count() == 0) a.max_sentences = j.at("max_sentences").get<std::size_t>();
+    } catch (const nlohmann::json::exception& e) {
+        throw CheckpointError(path + ": not a valid record of the run's data options (" + e.what() +
+                              "); give them again (--train, --valid, --holdout, --max-sentences)");
+    }
 }
 
 std::string cache_path(const TrainArgs& a, const std::string& file) {
@@ -187,10 +192,25 @@ int run_train(TrainArgs& a) {
         config = Trainer::load_config(a.out);
         a.trainer.apply_given(config);
         config.out_dir = a.out;
-        tok = a.tokenizer_path.empty() ? Tokenizer::from_serialized(load_tokenizer_model(a.out))
-                                       : Tokenizer::load(a.tokenizer_path);
+        // The run's tokenizer and model config, checked against each other here so that a damaged
+        // or mismatched file is named (the trainer then checks both against the trainer state).
+        const std::string tok_file =
+            a.tokenizer_path.empty() ? checkpoint_file(a.out, checkpoint_tokenizer_file) : a.tokenizer_path;
+        try {
+            tok = a.tokenizer_path.empty() ? Tokenizer::from_serialized(load_tokenizer_model(a.out))
+                                           : Tokenizer::load(a.tokenizer_path);
+        } catch (const CheckpointError&) {
+            throw;
+        } catch (const std::exception& e) {
+            throw CheckpointError(tok_file + ": not a valid tokenizer model: " + e.what());
+        }
         model_config = load_config(a.out);
         a.model.apply_given(model_config);
+        if (tok.vocab_size() != model_config.vocab_size)
+            throw CheckpointError("cannot resume the run in " + a.out + ": " + tok_file + " has " +
+                                  std::to_string(tok.vocab_size()) + " ids but " +
+                                  checkpoint_file(a.out, checkpoint_config_file) + " says vocab_size " +
+                                  std::to_string(model_config.vocab_size) + "; the files come from different models");
         std::fprintf(stderr, "resuming the run in %s\n", a.out.c_str());
     } else {
         config = a.trainer.values;
@@ -304,7 +324,15 @@ int run_train(TrainArgs& a) {
     std::printf("checkpoint: %s%s\n", a.out.c_str(),
                 r.stop_reason == StopReason::finished ? "" : " (continue with the same command and --resume)");
     if (r.stop_reason == StopReason::non_finite) {
-        std::fprintf(stderr, "mlm: error: training stopped: the loss or the gradient became non-finite\n");
+        const std::string saved =
+            r.checkpoint_step >= 0
+                ? "the checkpoint in " + a.out + " stays the one of step " + with_commas(r.checkpoint_step) +
+                      ", written before; resume it with --on-non-finite skip to step over such batches, or start "
+                      "again with a lower --lr"
+                : "no checkpoint was written before; start again with a lower --lr or --on-non-finite skip";
+        std::fprintf(stderr, "mlm: error: training stopped at step %s: the loss or the gradient became non-finite "
+                     "(steps not applied: %s); %s\n",
+                     with_commas(r.steps).c_str(), with_commas(r.skipped_steps).c_str(), saved.c_str());
         return 1;
     }
     if (r.stop_reason == StopReason::stopped && g_interrupted.load()) return 130;
@@ -519,7 +547,8 @@ Command add_train_command(CLI::App& app) {
         ->group(ckpt);
     T.text(cmd, "--on-non-finite", a.on_non_finite,
            [](TrainerConfig& c, const std::string& s) { c.on_non_finite = non_finite_policy_from_string(s); },
-           "A NaN/inf loss or gradient: skip the step, or stop")
+           "A NaN/inf loss or gradient: skip the step, or stop (a run stopped by one writes no checkpoint: the "
+           "last one written before stays)")
         ->check(CLI::IsMember({"skip", "stop"}))
         ->group(ckpt);
     T.option(cmd, "--max-non-finite-skips", [](TrainerConfig& c) -> int& { return c.max_non_finite_skips; },
