@@ -7,6 +7,9 @@ set -euo pipefail
 packages=(
   # C++ toolchain and build tools
   build-essential cmake ninja-build pkg-config git
+  # the fuzz targets (scripts/fuzz.sh): clang, and libclang-rt-14-dev for -fsanitize=fuzzer
+  # (libFuzzer) and clang's ASan/UBSan runtimes, only recommended by clang so named here
+  clang libclang-rt-14-dev
   # libraries (OpenMP comes with gcc: libgomp)
   libeigen3-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev doctest-dev
   liblzma-dev zlib1g-dev xz-utils

@@ -1,6 +1,10 @@
 // config.json of a checkpoint: ModelConfig <-> JSON.
 #include <mlm/config.hpp>
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 namespace mlm {
@@ -28,7 +32,8 @@ ModelConfig model_config_from_json(const std::string& text) {
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
+        // Not only parse_error: a number too large for a double ("1e999") is out_of_range.
         throw std::invalid_argument(std::string("config.json is not valid JSON: ") + e.what());
     }
     if (!j.is_object()) throw std::invalid_argument("config.json must hold a JSON object");
@@ -39,12 +44,29 @@ ModelConfig model_config_from_json(const std::string& text) {
         auto need_int = [&]() {
             if (!v.is_number_integer())
                 throw std::invalid_argument("config.json: \"" + key + "\" must be an integer");
+            // get<int>() would wrap a larger number silently (99552965164 -> 768717356).
+            const bool fits = v.is_number_unsigned()
+                                  ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max())
+                                  : v.get<int64_t>() >= std::numeric_limits<int>::min() &&
+                                        v.get<int64_t>() <= std::numeric_limits<int>::max();
+            if (!fits)
+                throw std::invalid_argument("config.json: \"" + key + "\" is " + v.dump() +
+                                            ", outside the range of an int");
             return v.get<int>();
         };
         auto need_number = [&]() {
             if (!v.is_number())
                 throw std::invalid_argument("config.json: \"" + key + "\" must be a number");
             return v.get<double>();
+        };
+        auto need_float = [&]() {
+            // A double beyond float's range has no float value (1e300 would become inf, which
+            // validate() takes for a large positive init_std and to_json cannot write).
+            const double d = need_number();
+            if (!(std::fabs(d) <= std::numeric_limits<float>::max()))
+                throw std::invalid_argument("config.json: \"" + key + "\" is " + v.dump() +
+                                            ", outside the range of a float");
+            return static_cast<float>(d);
         };
         if (key == "model_type") {
             if (!v.is_string() || v.get<std::string>() != "mlm-encoder")
@@ -55,12 +77,12 @@ ModelConfig model_config_from_json(const std::string& text) {
         else if (key == "n_layers") c.n_layers = need_int();
         else if (key == "ffn_mult") c.ffn_mult = need_int();
         else if (key == "max_len") c.max_len = need_int();
-        else if (key == "dropout") c.dropout = static_cast<float>(need_number());
+        else if (key == "dropout") c.dropout = need_float();
         else if (key == "norm_eps") c.norm_eps = need_number();
         else if (key == "unk_id") c.unk_id = need_int();
         else if (key == "pad_id") c.pad_id = need_int();
         else if (key == "mask_id") c.mask_id = need_int();
-        else if (key == "init_std") c.init_std = static_cast<float>(need_number());
+        else if (key == "init_std") c.init_std = need_float();
         else if (key == "norm_placement") {
             if (!v.is_string())
                 throw std::invalid_argument("config.json: \"norm_placement\" must be a string");

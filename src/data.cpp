@@ -119,10 +119,15 @@ private:
     bool finished_ = false;
 };
 
+// The most memory the xz decoder may take. It allocates the dictionary size that the file's
+// header asks for, up to 4 GiB, before any data: a forged 68-byte file could otherwise make it
+// allocate 4 GiB. xz -9 (the largest preset) needs 65 MiB.
+constexpr uint64_t kXzMemoryLimit = uint64_t(256) << 20;
+
 class XzSource : public ByteSource {
 public:
     explicit XzSource(std::string path) : ByteSource(std::move(path)), in_(kInputChunk) {
-        if (lzma_stream_decoder(&z_, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK)
+        if (lzma_stream_decoder(&z_, kXzMemoryLimit, LZMA_CONCATENATED) != LZMA_OK)
             fail(path_, "cannot initialise liblzma");
     }
     ~XzSource() override { lzma_end(&z_); }
@@ -148,6 +153,11 @@ public:
                     case LZMA_FORMAT_ERROR: fail(path_, "not xz data" + where);
                     case LZMA_OPTIONS_ERROR: fail(path_, "unsupported xz options" + where);
                     case LZMA_MEM_ERROR: fail(path_, "out of memory decompressing xz data");
+                    case LZMA_MEMLIMIT_ERROR:
+                        fail(path_, "the xz data needs " + std::to_string(lzma_memusage(&z_) >> 20) +
+                                        " MiB of memory to decompress, more than the limit of " +
+                                        std::to_string(kXzMemoryLimit >> 20) +
+                                        " MiB (an xz dictionary that large is forged or unusual)" + where);
                     default: fail(path_, "xz decoder error " + std::to_string(rc) + where);
                 }
             }

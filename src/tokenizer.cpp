@@ -16,6 +16,7 @@
 #include <iterator>
 #include <fstream>
 #include <mutex>
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
@@ -354,7 +355,17 @@ struct Tokenizer::Impl {
         silence_sentencepiece();
         auto impl = std::make_unique<Impl>();
         if (bytes.empty()) throw std::runtime_error("Tokenizer: " + what + " is empty, not a sentencepiece model");
-        const auto status = impl->sp.LoadFromSerializedProto(bytes);
+        sentencepiece::util::Status status;
+        try {
+            status = impl->sp.LoadFromSerializedProto(bytes);
+        } catch (const std::bad_alloc&) {
+            throw;
+        } catch (const std::exception& e) {
+            // Sentencepiece reports most problems in its status, but the trie builder it uses
+            // (darts) throws instead, e.g. for an empty piece.
+            throw std::runtime_error("Tokenizer: " + what + " is not a valid sentencepiece model (" +
+                                     e.what() + ")");
+        }
         if (!status.ok())
             throw std::runtime_error("Tokenizer: " + what +
                                      " is not a valid sentencepiece model (" + status.ToString() + ")");
@@ -368,6 +379,11 @@ struct Tokenizer::Impl {
         impl->unk_id = sp.unk_id();
         impl->pad_id = sp.pad_id();
         const int mask = sp.PieceToId(kMaskPiece);
+        // unk_id() looks up the trainer spec's unk_piece, which a damaged model may not hold:
+        // then it is -1, and every table indexed by it would be read out of bounds.
+        if (impl->unk_id < 0 || impl->unk_id >= impl->vocab_size)
+            throw std::runtime_error("Tokenizer: " + what + " has no unknown piece; models for mlm are made by "
+                                     "mlm::Tokenizer::train");
         if (impl->pad_id < 0)
             throw std::runtime_error("Tokenizer: " + what + " has no pad piece; models for mlm are made by "
                                      "mlm::Tokenizer::train");

@@ -13,6 +13,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -46,6 +48,13 @@ struct ModelConfig {
     NormPlacement norm_placement = NormPlacement::reference;
     float init_std = 0.02f;  // weights and embeddings ~ N(0, init_std); biases 0; norm scales 1
 
+    // Bounds on the model's size that validate() enforces. A checkpoint's config.json is read
+    // before its weights, and a program allocates the parameters (and gradients and Adam
+    // moments) from it: a forged or mistyped size must be refused, not become an allocation of
+    // terabytes or a layout of billions of layers. 2^32 parameters are 16 GiB as float32.
+    static constexpr int64_t max_parameters = int64_t(1) << 32;
+    static constexpr int max_layers = 1024;
+
     int head_dim() const { return dim / n_heads; }
     int ffn_dim() const { return ffn_mult * dim; }
 
@@ -63,6 +72,25 @@ struct ModelConfig {
         if (n_layers < 0) fail("n_layers must be >= 0, got " + std::to_string(n_layers));
         if (ffn_mult < 1) fail("ffn_mult must be positive, got " + std::to_string(ffn_mult));
         if (max_len < 1) fail("max_len must be positive, got " + std::to_string(max_len));
+        // The engine computes 3 * dim and ffn_dim() in int.
+        constexpr int64_t int_max = std::numeric_limits<int>::max();
+        if (3 * int64_t(dim) > int_max) fail("dim " + std::to_string(dim) + " is too large");
+        if (int64_t(ffn_mult) * dim > int_max)
+            fail("ffn_mult * dim (" + std::to_string(int64_t(ffn_mult) * dim) + ") is too large");
+        if (n_layers > max_layers)
+            fail("n_layers must be at most " + std::to_string(max_layers) + ", got " +
+                 std::to_string(n_layers));
+        // ParameterLayout's count in double: exact up to 2^53, far beyond the limit, and never
+        // overflows.
+        const double C = dim, F = double(ffn_mult) * dim;
+        const double parameters =
+            C * (double(vocab_size) + max_len + 1) + double(n_layers) * (4 * C * C + 2 * F * C + 4 * C + F);
+        if (parameters > double(max_parameters)) {
+            char count[64];
+            std::snprintf(count, sizeof count, "%.0f", parameters);
+            fail(std::string("the model would have ") + count + " parameters, more than the limit of " +
+                 std::to_string(max_parameters) + " (check vocab_size, dim, ffn_mult, max_len and n_layers)");
+        }
         if (!(dropout >= 0.0f && dropout < 1.0f))
             fail("dropout must be in [0, 1), got " + std::to_string(dropout));
         if (!(norm_eps >= 0.0)) fail("norm_eps must be >= 0, got " + std::to_string(norm_eps));

@@ -27,7 +27,9 @@
 // through as they are: invalid UTF-8 is the tokenizer's business (it becomes [UNK]).
 // A missing, unreadable, corrupt or truncated file throws std::runtime_error naming the file
 // (and the line reached, for a corrupt compressed stream). Concatenated gzip members and xz
-// streams are read as one file; anything else after the compressed data is an error.
+// streams are read as one file; anything else after the compressed data is an error. xz data
+// whose decoder would need more than 256 MiB of memory (a dictionary larger than any xz preset
+// uses; xz -9 needs 65 MiB) is refused the same way, before that memory is allocated.
 #pragma once
 
 #include <cstddef>
