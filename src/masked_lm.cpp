@@ -224,51 +224,122 @@ std::string format_prediction(const MaskPrediction& p) {
            " MODEL: " + p.predicted_text + "\n";
 }
 
-std::vector<std::vector<FillMaskCandidate>> MaskedLM::fill_mask(const std::string& text, int top_k,
-                                                                const std::vector<std::string>& targets) const {
-    if (top_k < 1) throw std::invalid_argument("fill_mask: top_k must be positive, got " + std::to_string(top_k));
+// The ids fill_mask may propose: every predictable id, or the given targets (each one token).
+std::vector<int32_t> MaskedLM::fill_mask_candidates(const std::vector<std::string>& targets) const {
     const int V = config().vocab_size;
-    const int32_t mask_id = config().mask_id;
-    const std::vector<int32_t> ids = encode(text);
+    if (targets.empty()) return predictable_ids(tokenizer_, V);
+    std::vector<int32_t> candidates;
+    for (const std::string& target : targets) {
+        int32_t id = -1;
+        const std::vector<int32_t> enc = tokenizer_.encode(target, 0);
+        if (enc.size() == 1) id = enc[0];
+        else if (tokenizer_.piece_to_id(target) != tokenizer_.unk_id() || target == tokenizer_.id_to_piece(tokenizer_.unk_id()))
+            id = tokenizer_.piece_to_id(target);
+        if (id < 0)
+            throw std::invalid_argument("fill_mask: target \"" + target + "\" is not a single token of the vocab (it encodes to " +
+                                        std::to_string(enc.size()) + " tokens)");
+        if (std::find(candidates.begin(), candidates.end(), id) == candidates.end()) candidates.push_back(id);
+    }
+    return candidates;
+}
+
+// Positions of the [MASK] ids of `ids` (the encoded `text`); throws when there is none. `which`
+// names the text in the message ("" for a single text, "text 3: " for a list).
+std::vector<int32_t> MaskedLM::mask_rows(const std::vector<int32_t>& ids, const std::string& text,
+                                         const std::string& which) const {
     std::vector<int32_t> rows;
     for (int i = 0; i < static_cast<int>(ids.size()); ++i)
-        if (ids[static_cast<std::size_t>(i)] == mask_id) rows.push_back(i);
+        if (ids[static_cast<std::size_t>(i)] == config().mask_id) rows.push_back(i);
     if (rows.empty()) {
         const bool truncated = text.find("[MASK]") != std::string::npos;
         throw std::invalid_argument(
-            truncated ? "fill_mask: every [MASK] of the text lies beyond the model's " + std::to_string(config().max_len) +
-                            " tokens and was truncated away"
-                      : "fill_mask: the text must contain at least one [MASK] token (e.g. \"the capital of france is "
-                        "[MASK].\")");
+            "fill_mask: " + which +
+            (truncated ? "every [MASK] of the text lies beyond the model's " + std::to_string(config().max_len) +
+                             " tokens and was truncated away"
+                       : "the text must contain at least one [MASK] token (e.g. \"the capital of france is "
+                         "[MASK].\")"));
     }
+    return rows;
+}
 
-    std::vector<int32_t> candidates;
-    if (targets.empty()) {
-        candidates = predictable_ids(tokenizer_, V);
-    } else {
-        for (const std::string& target : targets) {
-            int32_t id = -1;
-            const std::vector<int32_t> enc = tokenizer_.encode(target, 0);
-            if (enc.size() == 1) id = enc[0];
-            else if (tokenizer_.piece_to_id(target) != tokenizer_.unk_id() || target == tokenizer_.id_to_piece(tokenizer_.unk_id()))
-                id = tokenizer_.piece_to_id(target);
-            if (id < 0)
-                throw std::invalid_argument("fill_mask: target \"" + target + "\" is not a single token of the vocab (it encodes to " +
-                                            std::to_string(enc.size()) + " tokens)");
-            if (std::find(candidates.begin(), candidates.end(), id) == candidates.end()) candidates.push_back(id);
-        }
+// The top_k candidates at one [MASK] (`row` of `ids`) from its logits; `ids` is returned as given.
+std::vector<FillMaskCandidate> MaskedLM::fill_mask_row(const float* logits, std::vector<int32_t>& ids, int row,
+                                                       const std::vector<int32_t>& candidates, int top_k) const {
+    const std::vector<double> prob = softmax(logits, config().vocab_size);
+    std::vector<FillMaskCandidate> out;
+    const int32_t was = ids[static_cast<std::size_t>(row)];
+    for (int32_t id : best_ids(prob, candidates, top_k)) {
+        ids[static_cast<std::size_t>(row)] = id;
+        out.push_back({prob[static_cast<std::size_t>(id)], id, token_string(id), tokenizer_.decode(ids)});
     }
+    ids[static_cast<std::size_t>(row)] = was;
+    return out;
+}
 
+std::vector<std::vector<FillMaskCandidate>> MaskedLM::fill_mask(const std::string& text, int top_k,
+                                                                const std::vector<std::string>& targets) const {
+    if (top_k < 1) throw std::invalid_argument("fill_mask: top_k must be positive, got " + std::to_string(top_k));
+    const std::vector<int32_t> candidates = fill_mask_candidates(targets);
+    std::vector<int32_t> ids = encode(text);
+    const std::vector<int32_t> rows = mask_rows(ids, text, "");
     const std::vector<float> all = logits(ids, rows);
     std::vector<std::vector<FillMaskCandidate>> out(rows.size());
-    std::vector<int32_t> filled = ids;
-    for (std::size_t r = 0; r < rows.size(); ++r) {
-        const std::vector<double> prob = softmax(all.data() + r * static_cast<std::size_t>(V), V);
-        for (int32_t id : best_ids(prob, candidates, top_k)) {
-            filled[static_cast<std::size_t>(rows[r])] = id;
-            out[r].push_back({prob[static_cast<std::size_t>(id)], id, token_string(id), tokenizer_.decode(filled)});
+    for (std::size_t r = 0; r < rows.size(); ++r)
+        out[r] = fill_mask_row(all.data() + r * static_cast<std::size_t>(config().vocab_size), ids, rows[r],
+                               candidates, top_k);
+    return out;
+}
+
+std::vector<std::vector<std::vector<FillMaskCandidate>>> MaskedLM::fill_mask(const std::vector<std::string>& texts,
+                                                                             int top_k,
+                                                                             const std::vector<std::string>& targets,
+                                                                             int batch_tokens) const {
+    if (top_k < 1) throw std::invalid_argument("fill_mask: top_k must be positive, got " + std::to_string(top_k));
+    if (batch_tokens < 1)
+        throw std::invalid_argument("fill_mask: batch_tokens must be positive, got " + std::to_string(batch_tokens));
+    const std::vector<int32_t> candidates = fill_mask_candidates(targets);
+    const std::size_t n = texts.size();
+    std::vector<std::vector<int32_t>> ids(n), rows(n);
+    for (std::size_t t = 0; t < n; ++t) {  // every text is checked before any work is done
+        ids[t] = encode(texts[t]);
+        rows[t] = mask_rows(ids[t], texts[t], "text " + std::to_string(t) + ": ");
+    }
+    const int V = config().vocab_size;
+    // At most this many [MASK] rows per forward pass: their logits are (rows, V) floats.
+    constexpr std::size_t max_rows = 1024;
+    std::vector<std::vector<std::vector<FillMaskCandidate>>> out(n);
+    Pool::Lease lease(*pool_);
+    Batch batch;
+    std::vector<int32_t> batch_rows;
+    std::vector<float> logits;
+    std::size_t first = 0;
+    while (first < n) {
+        // texts [first, last) in one packed batch (no padding: sequences are concatenated)
+        std::size_t last = first, tokens = 0, masks = 0;
+        while (last < n && (last == first || (tokens + ids[last].size() <= static_cast<std::size_t>(batch_tokens) &&
+                                              masks + rows[last].size() <= max_rows))) {
+            tokens += ids[last].size();
+            masks += rows[last].size();
+            ++last;
         }
-        filled[static_cast<std::size_t>(rows[r])] = mask_id;
+        batch.clear();
+        batch_rows.clear();
+        for (std::size_t t = first; t < last; ++t) {
+            const int offset = batch.num_tokens();
+            batch.add_sequence(ids[t]);
+            for (int32_t r : rows[t]) batch_rows.push_back(offset + r);
+        }
+        logits.resize(batch_rows.size() * static_cast<std::size_t>(V));
+        model_->logits(logits.data(), batch, batch_rows.data(), static_cast<int>(batch_rows.size()), lease.get());
+        std::size_t at = 0;  // index of the text's first row in batch_rows
+        for (std::size_t t = first; t < last; ++t) {
+            out[t].resize(rows[t].size());
+            for (std::size_t r = 0; r < rows[t].size(); ++r)
+                out[t][r] = fill_mask_row(logits.data() + (at + r) * static_cast<std::size_t>(V), ids[t], rows[t][r],
+                                          candidates, top_k);
+            at += rows[t].size();
+        }
+        first = last;
     }
     return out;
 }

@@ -237,6 +237,37 @@ TEST_CASE("fill_mask: scores, tokens and filled sentences per [MASK]") {
     CHECK_THROWS_WITH_AS(lm.fill_mask(text, 5, {"zzzqqqxxx"}), doctest::Contains("not a single token"), std::invalid_argument);
 }
 
+TEST_CASE("fill_mask on many texts: packed forward passes give the one-text results") {
+    const mlm::MaskedLM& lm = small_model();
+    std::vector<std::string> texts;
+    for (int i = 0; i < 40; ++i)  // 40 texts of 7-16 tokens: more than the few-rows GEMM path
+        texts.push_back(std::string(i % 3 ? "the [MASK] of" : "[MASK] capital of france is [MASK]") +
+                        std::string(static_cast<std::size_t>(i % 5), ' ') + " the city number " + std::to_string(i) + ".");
+    for (const int batch_tokens : {4096, 50, 1}) {  // one pass; a few texts per pass; one text per pass
+        CAPTURE(batch_tokens);
+        const auto batched = lm.fill_mask(texts, 4, {}, batch_tokens);
+        REQUIRE(batched.size() == texts.size());
+        for (std::size_t t = 0; t < texts.size(); ++t) {
+            const auto one = lm.fill_mask(texts[t], 4);
+            REQUIRE(batched[t].size() == one.size());
+            for (std::size_t r = 0; r < one.size(); ++r) {
+                REQUIRE(batched[t][r].size() == one[r].size());
+                for (std::size_t k = 0; k < one[r].size(); ++k) {
+                    // the same candidates; scores equal up to the rounding of another GEMM path
+                    CHECK(batched[t][r][k].token == one[r][k].token);
+                    CHECK(batched[t][r][k].sequence == one[r][k].sequence);
+                    CHECK(batched[t][r][k].score == doctest::Approx(one[r][k].score).epsilon(1e-5));
+                }
+            }
+        }
+    }
+    // errors name the text; nothing is computed before every text is checked
+    const std::vector<std::string> bad = {"a [MASK] here.", "none here."};
+    CHECK_THROWS_WITH_AS(lm.fill_mask(bad, 5), doctest::Contains("text 1: "), std::invalid_argument);
+    CHECK_THROWS_AS(lm.fill_mask(texts, 5, {}, 0), std::invalid_argument);
+    CHECK(lm.fill_mask(std::vector<std::string>{}, 5).empty());
+}
+
 TEST_CASE("predictions never name a control piece ([PAD], [MASK], ...)") {
     const mlm::MaskedLM& lm = small_model();
     const mlm::Tokenizer& tok = lm.tokenizer();

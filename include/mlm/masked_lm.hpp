@@ -125,6 +125,14 @@ public:
     // target is not a single token.
     std::vector<std::vector<FillMaskCandidate>> fill_mask(const std::string& text, int top_k = 5,
                                                           const std::vector<std::string>& targets = {}) const;
+    // fill_mask for many texts: result[t] is fill_mask(texts[t], ...). The texts are packed into
+    // batches of at most `batch_tokens` tokens, so a forward pass multiplies large matrices (one
+    // text at a time multiplies ~30 rows); the results equal one-text calls up to float rounding
+    // in the last bits of the scores. Errors (a text without [MASK], ...) name the text's index.
+    std::vector<std::vector<std::vector<FillMaskCandidate>>> fill_mask(const std::vector<std::string>& texts,
+                                                                       int top_k = 5,
+                                                                       const std::vector<std::string>& targets = {},
+                                                                       int batch_tokens = 4096) const;
 
     // Logits (rows.size(), V), row-major, at the given positions of one sequence of ids.
     std::vector<float> logits(const std::vector<int32_t>& ids, const std::vector<int32_t>& rows) const;
@@ -137,6 +145,10 @@ public:
 private:
     struct Pool;
     void check_vocab() const;
+    std::vector<int32_t> fill_mask_candidates(const std::vector<std::string>& targets) const;
+    std::vector<int32_t> mask_rows(const std::vector<int32_t>& ids, const std::string& text, const std::string& which) const;
+    std::vector<FillMaskCandidate> fill_mask_row(const float* logits, std::vector<int32_t>& ids, int row,
+                                                 const std::vector<int32_t>& candidates, int top_k) const;
     std::unique_ptr<Encoder<float>> model_;
     Tokenizer tokenizer_;
     VocabInfo vocab_;  // tokenizer_.vocab_info(), computed once
