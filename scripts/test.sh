@@ -14,16 +14,29 @@
 #   8. notebook  executes examples/*.ipynb end to end with nbclient (Debian's python3-nbclient) on
 #                a kernel that runs the venv's Python (a kernelspec in a temporary JUPYTER_PATH);
 #                the committed notebooks are not modified
+#   9. build-asan / 10. ctest-asan   the C++ tests and the CLI with AddressSanitizer +
+#                UndefinedBehaviorSanitizer (-DMLM_SANITIZE=ON; -O1, asserts on, undefined behaviour
+#                aborts, libstdc++ assertions on); every ctest test. OpenMP on, as shipped.
+#  11. build-tsan / 12. ctest-tsan   ThreadSanitizer (-DMLM_SANITIZE_THREAD=ON) with OpenMP off
+#                (libgomp is not instrumented): builds the target mlm_thread_tests and runs the
+#                ctest label threads (tests that run library code on several threads at once)
+#  13. fuzz-smoke  `bash scripts/fuzz.sh smoke` (a short run of every fuzz target), when
+#                scripts/fuzz.sh exists
 # A stage that fails does not stop the independent ones; the script exits non-zero if any failed.
 #
 # Environment: MLM_BUILD_DIR (build), MLM_NOOMP_BUILD_DIR (build-noomp), MLM_TEST_NOOMP=0 skips
 # stages 4-5, MLM_JOBS (nproc) build and ctest parallelism, MLM_VENV (.venv), MLM_TEST_NOTEBOOK=0
-# skips stage 8, MLM_NOTEBOOK_OUT=DIR keeps the executed notebooks there.
+# skips stage 8, MLM_NOTEBOOK_OUT=DIR keeps the executed notebooks there, MLM_ASAN_BUILD_DIR
+# (build-asan), MLM_TEST_ASAN=0 skips stages 9-10, MLM_TSAN_BUILD_DIR (build-tsan),
+# MLM_TEST_TSAN=0 skips stages 11-12, MLM_TEST_FUZZ=0 skips stage 13. ASAN_OPTIONS, UBSAN_OPTIONS
+# and TSAN_OPTIONS already set are appended to the stages' own (so they win).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 build_dir=${MLM_BUILD_DIR:-build}
 noomp_dir=${MLM_NOOMP_BUILD_DIR:-build-noomp}
+asan_dir=${MLM_ASAN_BUILD_DIR:-build-asan}
+tsan_dir=${MLM_TSAN_BUILD_DIR:-build-tsan}
 jobs=${MLM_JOBS:-$(nproc 2>/dev/null || echo 2)}
 export MLM_VENV=${MLM_VENV:-.venv}
 venv=$MLM_VENV
@@ -46,15 +59,39 @@ stage() {  # stage NAME COMMAND...: runs it, records and reports the outcome
 }
 skip() { skipped+=("$1"); echo; echo "=== [$1] skipped: $2"; }
 
-configure_and_build() {  # DIR CMAKE_ARGS...
-  local dir=$1; shift
+configure_and_build() { configure_and_build_target "$1" all "${@:2}"; }  # DIR CMAKE_ARGS...
+
+configure_and_build_target() {  # DIR TARGET CMAKE_ARGS... (later -D arguments win)
+  local dir=$1 target=$2; shift 2
   local gen=()
   [[ -f $dir/CMakeCache.txt ]] || ! command -v ninja >/dev/null || gen=(-G Ninja)
   cmake -S . -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DMLM_BUILD_TESTS=ON "$@" &&
-    cmake --build "$dir" --parallel "$jobs"
+    cmake --build "$dir" --parallel "$jobs" --target "$target"
 }
 
-run_ctest() { ctest --test-dir "$1" --output-on-failure --parallel "$jobs"; }
+run_ctest() { ctest --test-dir "$1" --output-on-failure --parallel "$jobs" "${@:2}"; }
+
+# The sanitizer builds: -O1 (as the sanitizers' documentation suggests: tests run at a usable speed,
+# and it compiles much faster than -O2), line tables (-g1) for file:line in the reports' stack
+# traces, and no -DNDEBUG, so assert() and Eigen's index checks run too. No examples or benches.
+sanitizer_build_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1"
+                      -DMLM_BUILD_EXAMPLES=OFF -DMLM_BUILD_BENCH=OFF)
+
+run_ctest_asan() {  # every finding stops its program with an error, which fails the test
+  ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
+  UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
+    run_ctest "$asan_dir"
+}
+
+build_tsan() {
+  configure_and_build_target "$tsan_dir" mlm_thread_tests "${sanitizer_build_args[@]}" \
+    -DMLM_SANITIZE_THREAD=ON -DMLM_OPENMP=OFF -DMLM_BUILD_CLI=OFF
+}
+
+run_ctest_tsan() {  # the first data race stops the program with exit code 66
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}" \
+    run_ctest "$tsan_dir" -L threads
+}
 
 run_pytest() {
   local have_tests=0
@@ -141,6 +178,34 @@ if stage venv bash scripts/venv.sh; then
 else
   skip pytest "pip install . failed"; failed+=(pytest)
   skip notebook "pip install . failed"; failed+=(notebook)
+fi
+
+if [[ ${MLM_TEST_ASAN:-1} != 0 ]]; then
+  if stage build-asan configure_and_build "$asan_dir" "${sanitizer_build_args[@]}" -DMLM_SANITIZE=ON; then
+    stage ctest-asan run_ctest_asan
+  else
+    skip ctest-asan "the build failed"; failed+=(ctest-asan)
+  fi
+else
+  skip build-asan "MLM_TEST_ASAN=0"; skip ctest-asan "MLM_TEST_ASAN=0"
+fi
+
+if [[ ${MLM_TEST_TSAN:-1} != 0 ]]; then
+  if stage build-tsan build_tsan; then
+    stage ctest-tsan run_ctest_tsan
+  else
+    skip ctest-tsan "the build failed"; failed+=(ctest-tsan)
+  fi
+else
+  skip build-tsan "MLM_TEST_TSAN=0"; skip ctest-tsan "MLM_TEST_TSAN=0"
+fi
+
+if [[ ${MLM_TEST_FUZZ:-1} == 0 ]]; then
+  skip fuzz-smoke "MLM_TEST_FUZZ=0"
+elif [[ ! -f scripts/fuzz.sh ]]; then
+  skip fuzz-smoke "scripts/fuzz.sh does not exist yet"
+else
+  stage fuzz-smoke bash scripts/fuzz.sh smoke
 fi
 
 echo

@@ -12,7 +12,9 @@
 #include <mlm/masked_lm.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <iterator>
 #include <map>
 #include <set>
 #include <cstring>
@@ -294,23 +296,110 @@ TEST_CASE("fill_mask: a text without [MASK] is an error naming it") {
     CHECK_THROWS_AS(lm.fill_mask("[MASK]", 0), std::invalid_argument);
 }
 
+namespace {
+
+// Everything one round of inference calls returns, compared exactly: the same weights and inputs
+// must give the same bits whichever thread runs them and whatever runs beside it.
+struct InferenceResults {
+    std::vector<mlm::MaskPrediction> predictions;
+    std::vector<std::vector<std::vector<mlm::FillMaskCandidate>>> fills;
+    std::vector<std::vector<float>> logits;
+};
+
+bool same(const mlm::MaskPrediction& a, const mlm::MaskPrediction& b) {
+    if (a.position != b.position || a.predicted_id != b.predicted_id ||
+        a.predicted_probability != b.predicted_probability || a.predicted_text != b.predicted_text ||
+        a.top_k.size() != b.top_k.size())
+        return false;
+    for (std::size_t k = 0; k < a.top_k.size(); ++k)
+        if (a.top_k[k].id != b.top_k[k].id || a.top_k[k].probability != b.top_k[k].probability) return false;
+    return true;
+}
+
+bool same(const std::vector<std::vector<mlm::FillMaskCandidate>>& a,
+          const std::vector<std::vector<mlm::FillMaskCandidate>>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t m = 0; m < a.size(); ++m) {
+        if (a[m].size() != b[m].size()) return false;
+        for (std::size_t k = 0; k < a[m].size(); ++k)
+            if (a[m][k].token != b[m][k].token || a[m][k].score != b[m][k].score ||
+                a[m][k].sequence != b[m][k].sequence)
+                return false;
+    }
+    return true;
+}
+
+// Inputs of different lengths (a workspace shared by mistake would be resized under another
+// caller) and several [MASK]s.
+const char* const kThreadTexts[] = {
+    "hello! how are you?",
+    "The larvae are black and flattened and feed on snails as well.",
+    "the capital of france is [MASK].",
+    "[MASK] the year, the facility hosts a variety of programs and [MASK] events for the community.",
+    "a",
+    "Throughout the year, the facility hosts a variety of programs, concerts, lectures and exhibitions "
+    "that draw visitors from the whole region and beyond, many of them for the first time.",
+};
+
+// Call i of a thread's sequence: predict_mask, fill_mask (texts with a [MASK]) and logits of
+// every position, for input i.
+void infer(const mlm::MaskedLM& lm, std::size_t i, InferenceResults& out) {
+    const std::string text = kThreadTexts[i];
+    out.predictions[i] = lm.predict_mask(text, 9 + i, -1, 5);
+    if (text.find("[MASK]") != std::string::npos) out.fills[i] = lm.fill_mask(text, 5);
+    const std::vector<int32_t> ids = lm.encode(text);
+    std::vector<int32_t> rows(ids.size());
+    for (std::size_t r = 0; r < rows.size(); ++r) rows[r] = static_cast<int32_t>(r);
+    out.logits[i] = lm.logits(ids, rows);
+}
+
+}  // namespace
+
 TEST_CASE("inference from several threads at once gives the serial results") {
     const mlm::MaskedLM& lm = small_model();
-    std::vector<mlm::MaskPrediction> serial;
-    for (const char* s : kSentences) serial.push_back(lm.predict_mask(s, 9));
+    constexpr std::size_t n_inputs = std::size(kThreadTexts);
+    const auto fresh = [] {
+        InferenceResults r;
+        r.predictions.resize(n_inputs);
+        r.fills.resize(n_inputs);
+        r.logits.resize(n_inputs);
+        return r;
+    };
+    InferenceResults serial = fresh();
+    for (std::size_t i = 0; i < n_inputs; ++i) infer(lm, i, serial);
+
+    // More threads than the pool keeps workspaces for (8), so workspaces are also made and
+    // dropped while others run. Each thread starts at another input, so different inputs (and
+    // sizes) run side by side; a spin barrier makes them start together.
+    constexpr int n_threads = 10, rounds = 6;
+    std::atomic<int> arrived{0};
+    std::vector<int> mismatches(n_threads, 0);
+    std::vector<std::string> errors(n_threads);
     std::vector<std::thread> threads;
-    std::vector<int> bad(4, 0);
-    for (int t = 0; t < 4; ++t)
+    for (int t = 0; t < n_threads; ++t)
         threads.emplace_back([&, t] {
-            for (int rep = 0; rep < 5; ++rep)
-                for (std::size_t i = 0; i < serial.size(); ++i) {
-                    const mlm::MaskPrediction p = lm.predict_mask(kSentences[i], 9);
-                    bad[static_cast<std::size_t>(t)] += p.predicted_id != serial[i].predicted_id ||
-                                                        p.position != serial[i].position;
-                }
+            arrived.fetch_add(1);
+            while (arrived.load() < n_threads) std::this_thread::yield();
+            try {
+                InferenceResults mine = fresh();
+                for (int round = 0; round < rounds; ++round)
+                    for (std::size_t j = 0; j < n_inputs; ++j) {
+                        const std::size_t i = (j + static_cast<std::size_t>(t)) % n_inputs;
+                        infer(lm, i, mine);
+                        mismatches[static_cast<std::size_t>(t)] +=
+                            !same(mine.predictions[i], serial.predictions[i]) || !same(mine.fills[i], serial.fills[i]) ||
+                            mine.logits[i] != serial.logits[i];
+                    }
+            } catch (const std::exception& e) {
+                errors[static_cast<std::size_t>(t)] = e.what();
+            }
         });
     for (auto& th : threads) th.join();
-    for (int b : bad) CHECK(b == 0);
+    for (int t = 0; t < n_threads; ++t) {
+        CAPTURE(t);
+        CHECK(errors[static_cast<std::size_t>(t)] == "");
+        CHECK(mismatches[static_cast<std::size_t>(t)] == 0);
+    }
 }
 
 TEST_CASE("MaskedLM::evaluate is mlm::evaluate; evaluate_file reads the file as it is") {

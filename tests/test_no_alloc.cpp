@@ -18,8 +18,10 @@
 #define MLM_COUNT_MALLOC 0
 #endif
 
-#if MLM_COUNT_MALLOC
+// Declared in every build so that the test compiles; it only counts where MLM_COUNT_MALLOC is 1.
 static std::atomic<long> g_mallocs{0};
+
+#if MLM_COUNT_MALLOC
 extern "C" {
 void* __libc_malloc(size_t);
 void* __libc_calloc(size_t, size_t);
@@ -89,10 +91,9 @@ void check_no_allocation(int threads) {
         int n;
         ~Restore() { mlm::set_num_threads(n); }
     } restore{saved_threads};
-    if (!MLM_COUNT_MALLOC) {
-        MESSAGE("malloc counting is unavailable in this build (sanitizer or non-glibc)");
-        return;
-    }
+    // Without counting (sanitizer or non-glibc builds) the steps still run: under ASan they check
+    // the reuse of a workspace sized for a bigger batch, and its growth.
+    if (!MLM_COUNT_MALLOC) MESSAGE("malloc counting is unavailable in this build (sanitizer or non-glibc)");
     mlm::ModelConfig c;
     c.vocab_size = 500;
     c.dim = 64;
@@ -125,10 +126,10 @@ void check_no_allocation(int threads) {
         model.logits(logits.data(), small, rows.data(), small.num_tokens(), ws);
     }
     const long after = g_mallocs.load();
-    CHECK(after - before == 0);
+    if (MLM_COUNT_MALLOC) CHECK(after - before == 0);
 
     // the counter does count: a fresh bigger batch must grow the workspace
     const mlm::Batch bigger = make_batch(80, 64, c.vocab_size, 3);
     step(bigger, 30);
-    CHECK(g_mallocs.load() > after);
+    if (MLM_COUNT_MALLOC) CHECK(g_mallocs.load() > after);
 }
