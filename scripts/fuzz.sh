@@ -25,6 +25,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 build_dir=${MLM_FUZZ_BUILD_DIR:-build-fuzz}
+[[ $build_dir == /* ]] || build_dir=$root/$build_dir  # absolute: some steps run in other directories
 jobs=${MLM_JOBS:-2}
 targets=(safetensors checkpoint config tokenizer_encode tokenizer_model text_reader)
 
@@ -70,7 +71,7 @@ fuzz() {
   [[ -f fuzz/dict/$t.dict ]] && dict=(-dict="$root/fuzz/dict/$t.dict")
   mkdir -p "$corpus" "$artifacts"
   # libFuzzer writes new inputs to the first directory only: the committed ones stay untouched.
-  "$root/$build_dir/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  "$build_dir/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -malloc_limit_mb="${malloc_mb[$t]}" -max_len="${max_len[$t]}" -print_final_stats=1 \
       -artifact_prefix="$artifacts/" "${dict[@]}" "$@" "$corpus" $(seed_dirs "$t")
 }
