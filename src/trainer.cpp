@@ -88,10 +88,11 @@ ProgressMode progress_mode_from_string(const std::string& s) { return enum_from_
 
 void TrainerConfig::validate() const {
     auto fail = [](const std::string& what) { throw std::invalid_argument("TrainerConfig: " + what); };
-    if (epochs < 0 || max_steps < 0 || max_tokens < 0 || !(max_time_s >= 0))
-        fail("epochs, max_steps, max_tokens and max_time_s must be >= 0");
-    if (epochs == 0 && max_steps == 0 && max_tokens == 0 && max_time_s == 0)
-        fail("set at least one of epochs, max_steps, max_tokens, max_time_s (all are 0: the run would never end)");
+    if (epochs < 0 || max_steps < 0 || max_tokens < 0 || !(max_time_s >= 0) || !(max_total_time_s >= 0))
+        fail("epochs, max_steps, max_tokens, max_time_s and max_total_time_s must be >= 0");
+    if (epochs == 0 && max_steps == 0 && max_tokens == 0 && max_time_s == 0 && max_total_time_s == 0)
+        fail("set at least one of epochs, max_steps, max_tokens, max_time_s, max_total_time_s (all are 0: the run "
+             "would never end)");
     if (batch_tokens == 0 && batch_size == 0) fail("batch_size must be positive (or set batch_tokens)");
     if (grad_accum < 1) fail("grad_accum must be >= 1, got " + std::to_string(grad_accum));
     if (!(lr >= 0)) fail("lr must be >= 0, got " + std::to_string(lr));
@@ -139,6 +140,7 @@ json config_to_json(const TrainerConfig& c) {
     j["max_steps"] = c.max_steps;
     j["max_tokens"] = c.max_tokens;
     j["max_time_s"] = c.max_time_s;
+    j["max_total_time_s"] = c.max_total_time_s;
     j["batch_size"] = c.batch_size;
     j["batch_tokens"] = c.batch_tokens;
     j["max_batch_sequences"] = c.max_batch_sequences;
@@ -209,7 +211,7 @@ TrainerConfig config_from_json(const json& j) {
         c.name = get_as<decltype(c.name)>(v, k);              \
         return true;                                           \
     }
-        MLM_FIELD(epochs) MLM_FIELD(max_steps) MLM_FIELD(max_tokens) MLM_FIELD(max_time_s)
+        MLM_FIELD(epochs) MLM_FIELD(max_steps) MLM_FIELD(max_tokens) MLM_FIELD(max_time_s) MLM_FIELD(max_total_time_s)
         MLM_FIELD(batch_size) MLM_FIELD(batch_tokens) MLM_FIELD(max_batch_sequences) MLM_FIELD(grad_accum)
         MLM_FIELD(lr) MLM_FIELD(beta1) MLM_FIELD(beta2) MLM_FIELD(eps) MLM_FIELD(weight_decay)
         MLM_FIELD(decay_weights_only) MLM_FIELD(clip_grad_norm) MLM_FIELD(lr_min) MLM_FIELD(warmup_steps)
@@ -256,7 +258,7 @@ TrainerConfig config_from_json(const json& j) {
 }
 
 // Knobs that may change when a run is resumed: they do not change what the run computes.
-const char* const kRuntimeKeys[] = {"max_time_s",         "eval_every_steps", "eval_at_start",
+const char* const kRuntimeKeys[] = {"max_time_s",         "max_total_time_s", "eval_every_steps", "eval_at_start",
                                     "save_best",          "out_dir",          "checkpoint_every_steps",
                                     "checkpoint_every_minutes", "checkpoint_on_stop", "overwrite",
                                     "progress",           "log_every_steps",  "on_non_finite",
@@ -484,7 +486,7 @@ void Trainer::prepare() {
     const int64_t derived = count_steps();
     total_steps_ = config_.schedule_steps > 0 ? config_.schedule_steps : derived;
     const int64_t T = total_steps_;
-    const char* needs = "the schedule needs a length: with only a time budget (max_time_s), set schedule_steps "
+    const char* needs = "the schedule needs a length: with only a time budget (max_time_s, max_total_time_s), set schedule_steps "
                         "(an estimate of the steps the run will do) or use the constant schedule";
     switch (config_.schedule) {
         case ScheduleKind::constant: impl_->schedule.emplace(ConstantSchedule(config_.lr)); break;
@@ -1019,7 +1021,8 @@ TrainResult Trainer::train() {
     while (true) {
         // ---- targets and stops, checked before every step
         if ((config_.epochs > 0 && epoch_ >= config_.epochs) || (config_.max_steps > 0 && step_ >= config_.max_steps) ||
-            (config_.max_tokens > 0 && tokens_seen_ >= config_.max_tokens)) {
+            (config_.max_tokens > 0 && tokens_seen_ >= config_.max_tokens) ||
+            (config_.max_total_time_s > 0 && elapsed() >= config_.max_total_time_s)) {
             result.stop_reason = StopReason::finished;
             break;
         }
@@ -1129,6 +1132,10 @@ TrainResult Trainer::train() {
                                       : std::numeric_limits<double>::quiet_NaN();
         if (config_.max_time_s > 0) {
             const double left = std::max(0.0, config_.max_time_s - session());
+            eta = std::isfinite(eta) ? std::min(eta, left) : left;
+        }
+        if (config_.max_total_time_s > 0) {
+            const double left = std::max(0.0, config_.max_total_time_s - elapsed());
             eta = std::isfinite(eta) ? std::min(eta, left) : left;
         }
         progress.step(rec, eta);

@@ -141,8 +141,8 @@ TEST_CASE("mlm --help, and --help on every command") {
     }
     // every trainer knob is there
     const Result train = run_mlm({"train", "--help"});
-    for (const char* o : {"--epochs", "--max-steps", "--max-tokens", "--max-time", "--batch-size", "--batch-tokens",
-                          "--grad-accum", "--optimizer", "--weight-decay", "--decay-weights-only", "--clip-grad-norm",
+    for (const char* o : {"--epochs", "--max-steps", "--max-tokens", "--max-time", "--max-total-time", "--batch-size",
+                          "--batch-tokens", "--grad-accum", "--optimizer", "--weight-decay", "--decay-weights-only", "--clip-grad-norm",
                           "--schedule", "--warmup-steps", "--pct-start", "--mask-prob", "--seed", "--eval-every",
                           "--checkpoint-every", "--checkpoint-minutes", "--resume", "--threads", "--on-non-finite",
                           "--dropout", "--norm-placement", "--tokenizer", "--vocab-size", "--valid"})
@@ -193,6 +193,8 @@ TEST_CASE("mlm train: an existing run is not overwritten; --resume continues it 
     check_one_error_line(run_mlm(changed), "mask_probability");
     check_one_error_line(run_mlm({"train", "--train", kValid, "--out", r.dir + "/fresh", "--resume"}), "no trainer state");
     check_one_error_line(run_mlm({"train", "--train", kValid, "--out", r.dir + "/bad", "--max-time", "soon"}),
+                         "not a duration");
+    check_one_error_line(run_mlm({"train", "--train", kValid, "--out", r.dir + "/bad", "--max-total-time", "2 hours"}),
                          "not a duration");
 }
 

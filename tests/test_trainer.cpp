@@ -338,6 +338,48 @@ TEST_CASE("a time budget ends the run; the constant schedule needs no length") {
     CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 10.0);
 }
 
+TEST_CASE("a total time budget spans resumed sessions; a session budget does not reset it") {
+    const mlm::Tokenizer& tok = small_tokenizer();
+    const std::string dir = temp_dir("total_time");
+    mlm::TrainerConfig c = quiet_config();
+    c.epochs = 0;
+    c.max_time_s = 0.4;        // each session
+    c.max_total_time_s = 1.0;  // the run
+    c.schedule = mlm::ScheduleKind::constant;
+    c.lr = 1e-3;
+    c.batch_size = 8;
+    c.out_dir = dir;
+    auto session = [&](bool resume) {
+        mlm::Trainer t(tiny_model(tok.vocab_size(), 0.0f), tok, c);
+        t.set_data(sentences(tok, kValidFile, 0, 64));
+        if (resume) t.resume();
+        return t.train();
+    };
+    const mlm::TrainResult first = session(false);
+    CHECK(first.stop_reason == mlm::StopReason::max_time);
+    CHECK(first.elapsed_s < 1.0);
+    mlm::TrainResult r = first;
+    int sessions = 1;
+    while (r.stop_reason == mlm::StopReason::max_time && sessions < 10) {
+        r = session(true);
+        ++sessions;
+    }
+    CHECK(r.stop_reason == mlm::StopReason::finished);
+    CHECK(sessions >= 3);  // 0.4 s sessions cannot cover 1 s in fewer
+    CHECK(r.elapsed_s >= 1.0);
+    CHECK(r.elapsed_s < 5.0);  // one step of this tiny model past the budget at most, plus checkpoints
+    CHECK(r.steps > first.steps);
+    // The run is finished: resuming it again does no step.
+    const mlm::TrainResult again = session(true);
+    CHECK(again.stop_reason == mlm::StopReason::finished);
+    CHECK(again.steps == r.steps);
+    // A larger budget given on resume (a runtime knob) lets it go on.
+    c.max_total_time_s = r.elapsed_s + 0.3;
+    const mlm::TrainResult more = session(true);
+    CHECK(more.steps > r.steps);
+    fs::remove_all(dir);
+}
+
 // ============================================================================================
 // A real (short) training run on the bundled sample
 // ============================================================================================

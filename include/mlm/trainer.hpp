@@ -21,9 +21,11 @@
 // the model) that is reached; 0 disables a limit. `max_time_s` is a budget for one session (one
 // train() call, e.g. one resumed process): it stops the session, which then evaluates and writes a
 // checkpoint, and a resumed session gets a new budget — so a long run is a chain of
-// `mlm train ... --max-time 2h50m [--resume]` sessions. The schedule's length (total_steps()) is
+// `mlm train ... --max-time 2h50m [--resume]` sessions. `max_total_time_s` is a budget for the
+// whole run, over all its sessions (the elapsed time a checkpoint records): a resumed session stops
+// when the run's total reaches it, and the run is then finished. The schedule's length (total_steps()) is
 // the number of optimizer steps until the first of the epoch / step / token targets, computed
-// exactly from the batch plans before training. With only a time budget there is no such number: the schedule then needs
+// exactly from the batch plans before training. With only time budgets there is no such number: the schedule then needs
 // `schedule_steps` (an estimate), except the constant schedule, which needs none; a run that goes
 // past the schedule's end continues at its last value.
 //
@@ -114,6 +116,7 @@ struct TrainerConfig {
     int64_t max_steps = 0;        // optimizer steps
     int64_t max_tokens = 0;       // real (unpadded) tokens fed to the model
     double max_time_s = 0;        // wall time of one session (train() call); see the file comment
+    double max_total_time_s = 0;  // wall time of the whole run, over all its sessions
 
     // ---- batches ----
     std::size_t batch_size = 128;       // sentences per batch (when batch_tokens == 0)

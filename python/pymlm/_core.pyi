@@ -514,6 +514,7 @@ class TrainerConfig:
     max_steps: int
     max_tokens: int
     max_time_s: float
+    max_total_time_s: float
     batch_size: int
     batch_tokens: int
     max_batch_sequences: int

@@ -320,9 +320,9 @@ class Trainer:
     # ---- the run ---------------------------------------------------------------------------
 
     def fit(self, *, progress: Optional[bool] = None) -> TrainResult:
-        """Trains until the configured target (epochs / max_steps / max_tokens / max_time_s), a
-        callback's stop or Ctrl-C. Shows a progress bar, records every step and evaluation in
-        ``history``, writes checkpoints into out_dir (if set).
+        """Trains until the configured target (epochs / max_steps / max_tokens / max_time_s /
+        max_total_time_s), a callback's stop or Ctrl-C. Shows a progress bar, records every step
+        and evaluation in ``history``, writes checkpoints into out_dir (if set).
 
         Ctrl-C (KeyboardInterrupt) stops after the current step: the checkpoint is written, then
         the KeyboardInterrupt is raised again. The GIL is released while the C++ loop runs.

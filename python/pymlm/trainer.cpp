@@ -37,7 +37,7 @@ mlm::BatcherOptions::Bucketing bucketing_from_string(const std::string& s) {
 // The fields of TrainerConfig in declaration order (for keyword construction, repr, as_dict).
 const std::vector<std::string>& trainer_config_fields() {
     static const std::vector<std::string> fields = {
-        "epochs", "max_steps", "max_tokens", "max_time_s", "batch_size", "batch_tokens", "max_batch_sequences",
+        "epochs", "max_steps", "max_tokens", "max_time_s", "max_total_time_s", "batch_size", "batch_tokens", "max_batch_sequences",
         "bucketing", "grad_accum", "optimizer", "lr", "beta1", "beta2", "eps", "weight_decay",
         "decay_weights_only", "clip_grad_norm", "schedule", "lr_min", "warmup_steps", "warmup_fraction",
         "pct_start", "div_factor", "final_div_factor", "three_phase", "anneal_linear", "cycle_momentum",
@@ -153,7 +153,7 @@ of 128 sentences, 100 epochs, 15% masking, evaluation at the end of every epoch.
     config.masking.mask_probability = 0.2
 
 How long: the run ends at the first of epochs / max_steps / max_tokens (0 disables one); max_time_s
-is a wall-time budget per fit() call. Keyword arguments are the attribute names; unknown ones are a
+is a wall-time budget per fit() call, max_total_time_s one for the whole run (resumes included). Keyword arguments are the attribute names; unknown ones are a
 TypeError. The string fields take: optimizer "adam" | "adamw"; schedule "one_cycle" | "constant" |
 "warmup_linear" | "warmup_cosine"; bucketing "auto" | "on" | "off"; progress (the C++ progress
 printer on stderr, which pymlm.Trainer turns off in favour of tqdm) "auto" | "bar" | "lines" |
@@ -177,6 +177,8 @@ printer on stderr, which pymlm.Trainer turns off in favour of tqdm) "auto" | "ba
         .def_readwrite("max_steps", &TrainerConfig::max_steps, "Optimizer steps (0: no limit).")
         .def_readwrite("max_tokens", &TrainerConfig::max_tokens, "Real tokens fed to the model (0: no limit).")
         .def_readwrite("max_time_s", &TrainerConfig::max_time_s, "Wall-time budget of one fit() call (0: none).")
+        .def_readwrite("max_total_time_s", &TrainerConfig::max_total_time_s,
+                       "Wall-time budget of the whole run, over all its resumed fit() calls (0: none).")
         .def_readwrite("batch_size", &TrainerConfig::batch_size, "Sentences per batch (when batch_tokens is 0).")
         .def_readwrite("batch_tokens", &TrainerConfig::batch_tokens,
                        "> 0: token-budget batches of at most this many real tokens.")

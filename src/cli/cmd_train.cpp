@@ -100,7 +100,7 @@ struct TrainArgs {
     TokenizerTrainOptions tok;
     std::string tok_model = "unigram";
     // enum / duration options, as text
-    std::string max_time = "0";
+    std::string max_time = "0", max_total_time = "0";
     std::string optimizer = "adam", schedule = "one_cycle", bucketing = "auto", progress = "auto",
                 on_non_finite = "skip", norm_placement = "reference", anneal = "cos";
     Knobs<TrainerConfig> trainer;
@@ -413,6 +413,11 @@ Command add_train_command(CLI::App& app) {
     T.text(cmd, "--max-time", a.max_time, [](TrainerConfig& c, const std::string& s) { c.max_time_s = parse_duration(s); },
            "Wall time of this session (e.g. 3600, 90m, 2h50m): it then evaluates, checkpoints and exits; a --resume "
            "gets a new budget. With only this limit, set --schedule-steps or use --schedule constant")
+        ->group(length);
+    T.text(cmd, "--max-total-time", a.max_total_time,
+           [](TrainerConfig& c, const std::string& s) { c.max_total_time_s = parse_duration(s); },
+           "Wall time of the whole run, over all its --resume sessions (e.g. 2h): the run then evaluates, "
+           "checkpoints and is finished. With only time limits, set --schedule-steps or use --schedule constant")
         ->group(length);
 
     // batches
