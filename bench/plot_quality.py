@@ -1,24 +1,33 @@
 #!/usr/bin/env python3
 """Learning curves of training runs from their log.jsonl: loss against tokens and against wall time.
 
-    python3 bench/plot_quality.py --out docs/quality_curves.png NAME=RUN_DIR [NAME=RUN_DIR ...]
+    python3 bench/plot_quality.py --out docs/quality_curves.png NAME=RUN [NAME=RUN ...]
 
-Each RUN_DIR is an `mlm train --out` directory. The figure has two panels (x: real tokens seen, and
+Each RUN is an `mlm train --out` directory or a copy of its log.jsonl (plain, .gz or .xz). The figure has two panels (x: real tokens seen, and
 wall time in hours); each run draws its training loss (an exponential moving average over steps,
 thin) and its validation MLM loss at every evaluation (markers). Needs matplotlib (Debian's
 python3-matplotlib).
 """
 import argparse
+import gzip
 import json
+import lzma
 import math
 import os
 import sys
 
 
-def read_log(run_dir):
-    """(steps, evals): lists of dicts from RUN_DIR/log.jsonl; skipped steps have loss None."""
+def open_log(run):
+    """RUN/log.jsonl of a run directory, or the log file RUN itself (plain, .gz or .xz)."""
+    path = os.path.join(run, "log.jsonl") if os.path.isdir(run) else run
+    opener = lzma.open if path.endswith(".xz") else gzip.open if path.endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8")
+
+
+def read_log(run):
+    """(steps, evals): lists of dicts from a run's log; skipped steps have loss None."""
     steps, evals = [], []
-    with open(os.path.join(run_dir, "log.jsonl"), encoding="utf-8") as f:
+    with open_log(run) as f:
         for line in f:
             line = line.strip()
             if not line:
@@ -42,7 +51,7 @@ def smoothed(values, beta=0.98):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", metavar="NAME=RUN_DIR")
+    ap.add_argument("runs", nargs="+", metavar="NAME=RUN")
     ap.add_argument("--out", required=True, help="PNG to write")
     ap.add_argument("--title", default="MLM pre-training on Wikipedia sentences (reference size, 2 threads)")
     args = ap.parse_args()
@@ -55,10 +64,10 @@ def main():
     for i, spec in enumerate(args.runs):
         name, sep, run_dir = spec.partition("=")
         if not sep:
-            sys.exit("plot_quality.py: expected NAME=RUN_DIR, got %r" % spec)
+            sys.exit("plot_quality.py: expected NAME=RUN, got %r" % spec)
         steps, evals = read_log(run_dir)
         if not steps:
-            sys.exit("plot_quality.py: %s/log.jsonl has no training steps" % run_dir)
+            sys.exit("plot_quality.py: the log of %s has no training steps" % run_dir)
         color = "C%d" % i
         loss = smoothed([s["loss"] for s in steps])
         tokens = [s["tokens"] / 1e6 for s in steps]

@@ -234,6 +234,10 @@ def test_options_and_errors(tokenizer, tiny_config, sentences, tmp_path):
     assert t2.config.batch_size == 16 and t2.config.seed == 3 and base.seed == 0
     assert "batch_size=16" in repr(base)
     assert pymlm.TrainerConfig.from_json(base.to_json()).lr == 1e-3
+    budget = pymlm.TrainerConfig(epochs=0, max_total_time_s=7200.0, schedule="constant")
+    assert pymlm.TrainerConfig.from_json(budget.to_json()).max_total_time_s == 7200.0
+    with pytest.raises(ValueError, match="max_total_time_s"):
+        pymlm.TrainerConfig(max_total_time_s=-1.0)
     with pytest.raises(TypeError, match="unknown option"):
         make_trainer(tokenizer, tiny_config, sentences, epochz=1)
     with pytest.raises(TypeError, match="unknown option"):
