@@ -2,6 +2,7 @@
 // with mlm::gemm (our threading, reused buffers) and Eigen's own product, side by side.
 //
 //   bench_gemm [--tokens 4096] [--threads 2] [--reps 5]
+//   bench_gemm --peak [--threads 2]     the cores' fused multiply-add peak (see fma_peak_gflops)
 // The shapes: N tokens, C 256, F 1024, V 8192, M = 15% of N labelled rows; forward, backward
 // w.r.t. inputs and w.r.t. weights of every linear and of the tied head. The token-weighted
 // total is the "machine GEMM rate" a training step is compared against.
@@ -15,16 +16,82 @@
 #include <mlm/ops/gemm.hpp>
 #include <mlm/random.hpp>
 
+#if defined(__AVX512F__) || defined(__FMA__)
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// The FMA peak of `threads` cores in GFLOP/s: every thread runs 12 independent chains of fused
+// multiply-adds on registers only (no loads or stores), enough to cover the FMA latency on both
+// pipes, so nothing but the FMA units limits it. The best of 5 timings of the whole team.
+static double fma_peak_gflops(int threads) {
+#if defined(__AVX512F__)
+    using V = __m512;
+    constexpr int lanes = 16;
+    auto set = [](float x) { return _mm512_set1_ps(x); };
+    auto fma = [](V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); };
+    auto first = [](V a) { return _mm512_cvtss_f32(a); };
+#elif defined(__FMA__)
+    using V = __m256;
+    constexpr int lanes = 8;
+    auto set = [](float x) { return _mm256_set1_ps(x); };
+    auto fma = [](V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); };
+    auto first = [](V a) { return _mm256_cvtss_f32(a); };
+#else
+    using V = float;
+    constexpr int lanes = 1;
+    auto set = [](float x) { return x; };
+    auto fma = [](V a, V b, V c) { return a * b + c; };
+    auto first = [](V a) { return a; };
+#endif
+    constexpr int chains = 12;
+    const long iters = 50'000'000;
+    volatile float sink = 0;
+    double best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads)
+        {
+            V acc[chains];
+            for (int c = 0; c < chains; ++c) acc[c] = set(0.001f * static_cast<float>(c));
+            const V mul = set(0.999999f), add = set(1e-7f);
+            for (long i = 0; i < iters; ++i)
+                for (int c = 0; c < chains; ++c) acc[c] = fma(acc[c], mul, add);
+            float total = 0;
+            for (int c = 0; c < chains; ++c) total += first(acc[c]);
+            sink = sink + total;
+        }
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = std::max(best, 2.0 * lanes * chains * static_cast<double>(iters) * threads / s * 1e-9);
+    }
+    (void)sink;
+    return best;
+}
+
 struct Shape { const char* name; int M, N, K; bool ta, tb; int count; };
 
 int main(int argc, char** argv) {
     int tokens = 4096, threads = 2, reps = 5;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!std::strcmp(argv[i], "--tokens")) tokens = std::atoi(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+    bool peak = false;
+    for (int i = 1; i < argc; ++i) {
+        const bool value = i + 1 < argc;
+        if (!std::strcmp(argv[i], "--peak")) peak = true;
+        else if (!std::strcmp(argv[i], "--tokens") && value) tokens = std::atoi(argv[++i]);
+        else if (!std::strcmp(argv[i], "--threads") && value) threads = std::atoi(argv[++i]);
+        else if (!std::strcmp(argv[i], "--reps") && value) reps = std::atoi(argv[++i]);
+        else {
+            std::fprintf(stderr, "usage: bench_gemm [--tokens N] [--threads T] [--reps R] | --peak [--threads T]\n");
+            return 2;
+        }
     }
     mlm::set_num_threads(threads);
+    if (peak) {
+        std::printf("FMA peak: %.1f GFLOP/s on 1 thread, %.1f on %d threads\n", fma_peak_gflops(1),
+                    fma_peak_gflops(threads), threads);
+        return 0;
+    }
     const int N = tokens, C = 256, F = 1024, V = 8192, M = tokens * 15 / 100, L = 6;
     const Shape shapes[] = {
         {"fwd qkv    x W^T", N, 3 * C, C, false, true, L},

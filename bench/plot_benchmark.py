@@ -71,9 +71,12 @@ def main(argv):
     ax2.margins(y=0.15)
 
     torch_v = doc["torch"]["torch_version"]
-    core = doc["torch"]["blas"].get("openblas_core", doc["torch"]["blas"].get("kind", ""))
+    # The kernels PyTorch ran with: the probe's choice (OPENBLAS_CORETYPE), else OpenBLAS's own.
+    core = (doc.get("openblas_coretype") or {}).get("chosen")
+    if not core or core == "auto" or " " in core:  # "OpenBLAS's own detection"
+        core = doc["torch"]["blas"].get("openblas_core", doc["torch"]["blas"].get("kind", ""))
     title = (f"{doc['machine']['cpu']}, {doc['machine']['cpus']} cores; PyTorch {torch_v} on OpenBLAS "
-             f"({core}); medians of {doc['settings']['runs']} runs, whiskers min-max")
+             f"({core} kernels); medians of {doc['settings']['runs']} runs, whiskers min-max")
     if doc.get("quick"):
         title += "  [QUICK run: not for publication]"
     fig.suptitle(title, fontsize=9)
