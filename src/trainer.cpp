@@ -64,6 +64,7 @@ const std::pair<StopReason, const char*> kStop[] = {{StopReason::finished, "fini
                                                     {StopReason::max_time, "max_time"},
                                                     {StopReason::stopped, "stopped"},
                                                     {StopReason::non_finite, "non_finite"}};
+const std::pair<Recipe, const char*> kRecipes[] = {{Recipe::original, "original"}, {Recipe::best, "best"}};
 const std::pair<BatcherOptions::Bucketing, const char*> kBucketing[] = {{BatcherOptions::Bucketing::automatic, "auto"},
                                                                         {BatcherOptions::Bucketing::on, "on"},
                                                                         {BatcherOptions::Bucketing::off, "off"}};
@@ -81,6 +82,60 @@ NonFinitePolicy non_finite_policy_from_string(const std::string& s) {
     return enum_from_string("on_non_finite", s, kNonFinite);
 }
 ProgressMode progress_mode_from_string(const std::string& s) { return enum_from_string("progress", s, kProgress); }
+const char* to_string(Recipe r) { return enum_to_string(r, kRecipes); }
+Recipe recipe_from_string(const std::string& s) { return enum_from_string("recipe", s, kRecipes); }
+
+// ============================================================================================
+// recipes
+// ============================================================================================
+
+void apply_recipe(Recipe recipe, ModelConfig& model, TrainerConfig& trainer) {
+    // First the original's knobs, the structs' defaults: a recipe never inherits another's.
+    const ModelConfig m0;
+    model.dropout = m0.dropout;
+    model.norm_placement = m0.norm_placement;
+    const TrainerConfig t0;
+    TrainerConfig& t = trainer;
+    t.batch_size = t0.batch_size;
+    t.batch_tokens = t0.batch_tokens;
+    t.max_batch_sequences = t0.max_batch_sequences;
+    t.bucketing = t0.bucketing;
+    t.grad_accum = t0.grad_accum;
+    t.optimizer = t0.optimizer;
+    t.lr = t0.lr;
+    t.beta1 = t0.beta1;
+    t.beta2 = t0.beta2;
+    t.eps = t0.eps;
+    t.weight_decay = t0.weight_decay;
+    t.decay_weights_only = t0.decay_weights_only;
+    t.clip_grad_norm = t0.clip_grad_norm;
+    t.schedule = t0.schedule;
+    t.lr_min = t0.lr_min;
+    t.warmup_steps = t0.warmup_steps;
+    t.warmup_fraction = t0.warmup_fraction;
+    t.pct_start = t0.pct_start;
+    t.div_factor = t0.div_factor;
+    t.final_div_factor = t0.final_div_factor;
+    t.three_phase = t0.three_phase;
+    t.anneal_linear = t0.anneal_linear;
+    t.cycle_momentum = t0.cycle_momentum;
+    t.base_momentum = t0.base_momentum;
+    t.max_momentum = t0.max_momentum;
+    t.masking = t0.masking;
+    if (recipe == Recipe::original) return;
+
+    model.dropout = 0.0f;
+    model.norm_placement = NormPlacement::pre;
+    t.batch_tokens = 4096;
+    t.optimizer = OptimizerKind::adamw;
+    t.weight_decay = 0.01;
+    t.decay_weights_only = true;
+    t.clip_grad_norm = 1.0;
+    t.schedule = ScheduleKind::warmup_cosine;
+    t.lr = 1e-3;
+    t.warmup_fraction = 0.05;
+    t.masking.mask_probability = 0.3;
+}
 
 // ============================================================================================
 // TrainerConfig: validation and JSON

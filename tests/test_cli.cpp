@@ -145,7 +145,7 @@ TEST_CASE("mlm --help, and --help on every command") {
                           "--batch-tokens", "--grad-accum", "--optimizer", "--weight-decay", "--decay-weights-only", "--clip-grad-norm",
                           "--schedule", "--warmup-steps", "--pct-start", "--mask-prob", "--seed", "--eval-every",
                           "--checkpoint-every", "--checkpoint-minutes", "--resume", "--threads", "--on-non-finite",
-                          "--dropout", "--norm-placement", "--tokenizer", "--vocab-size", "--valid"})
+                          "--dropout", "--norm-placement", "--tokenizer", "--vocab-size", "--valid", "--recipe"})
         CHECK_MESSAGE(train.out.find(o) != std::string::npos, o);
     // no command, an unknown option: non-zero
     CHECK(run_mlm({}).code != 0);
@@ -196,6 +196,61 @@ TEST_CASE("mlm train: an existing run is not overwritten; --resume continues it 
                          "not a duration");
     check_one_error_line(run_mlm({"train", "--train", kValid, "--out", r.dir + "/bad", "--max-total-time", "2 hours"}),
                          "not a duration");
+}
+
+TEST_CASE("mlm train --resume: keeps the run's --cache-dir; one cache file per file, however its path is spelled") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    const std::string out = r.dir + "/cached_run", cache = r.dir + "/shared_cache";
+    const Result first = run_mlm({"train", "--train", kTrainXz, "--max-sentences", "300", "--valid", kValid,
+                                  "--tokenizer", r.tokenizer, "--dim", "32", "--heads", "2", "--layers", "1",
+                                  "--max-steps", "2", "--eval-sentences", "50", "--progress", "none",
+                                  "--cache-dir", cache, "--out", out});
+    REQUIRE_MESSAGE(first.code == 0, first.err);
+    CHECK(first.err.find("(tokenized") != std::string::npos);
+    // the short form finds the cache of the first session, not OUT/cache
+    const Result resumed = run_mlm({"train", "--out", out, "--resume"});
+    CHECK_MESSAGE(resumed.code == 0, resumed.err);
+    CHECK(resumed.err.find("(tokenized") == std::string::npos);
+    CHECK(resumed.err.find("(cached") != std::string::npos);
+    CHECK_FALSE(fs::exists(out + "/cache"));
+    // the same training file by another path: still the same cache file
+    const fs::path xz = fs::absolute(kTrainXz);
+    const std::string detour = (xz.parent_path() / ".." / xz.parent_path().filename() / xz.filename()).string();
+    const Result other_path = run_mlm({"train", "--out", out, "--resume", "--train", detour});
+    CHECK_MESSAGE(other_path.code == 0, other_path.err);
+    CHECK(other_path.err.find("(tokenized") == std::string::npos);
+}
+
+TEST_CASE("mlm train --recipe: sets the recipe's knobs, the options given override them, resume keeps them") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    const std::string out = r.dir + "/recipe_run";
+    const std::vector<std::string> args = {"train", "--train", kTrainXz, "--max-sentences", "300", "--valid", kValid,
+                                           "--tokenizer", r.tokenizer, "--dim", "32", "--heads", "2", "--layers", "1",
+                                           "--max-steps", "2", "--eval-sentences", "50", "--progress", "none",
+                                           "--recipe", "best", "--lr", "2e-3", "--dropout", "0.05", "--out", out};
+    const Result first = run_mlm(args);
+    REQUIRE_MESSAGE(first.code == 0, first.err);
+    const json state = json::parse(read_all(out + "/trainer_state.json"));
+    const json& t = state.at("trainer_config");
+    CHECK(t.at("optimizer") == "adamw");
+    CHECK(t.at("schedule") == "warmup_cosine");
+    CHECK(t.at("batch_tokens") == 4096);
+    CHECK(t.at("clip_grad_norm").get<double>() == 1.0);
+    CHECK(t.at("lr").get<double>() == 2e-3);  // given: overrides the recipe's 1e-3
+    const json model = json::parse(read_all(out + "/config.json"));
+    CHECK(model.at("norm_placement") == "pre");
+    CHECK(model.at("dropout").get<double>() == doctest::Approx(0.05));
+    CHECK(model.at("dim") == 32);
+    // resuming with no --recipe keeps the run's; another recipe is a change the trainer refuses
+    const Result resumed = run_mlm({"train", "--out", out, "--resume"});
+    CHECK_MESSAGE(resumed.code == 0, resumed.err);
+    check_one_error_line(run_mlm({"train", "--out", out, "--resume", "--recipe", "original"}), "differs");
+    const Result unknown = run_mlm({"train", "--train", kValid, "--out", r.dir + "/bad", "--recipe", "fastest"});
+    CHECK(unknown.code != 0);
+    CHECK_MESSAGE(unknown.err.find("--recipe") != std::string::npos, unknown.err);
+    CHECK_FALSE(fs::exists(r.dir + "/bad"));
 }
 
 TEST_CASE("mlm eval: the metrics, identical to the C++ API") {

@@ -269,6 +269,63 @@ TEST_CASE("TrainerConfig: defaults are the original recipe; JSON round trip; val
     CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("never end"), std::invalid_argument);
 }
 
+TEST_CASE("recipes: best and original set their knobs and only those; original is the defaults") {
+    mlm::ModelConfig m;
+    m.dim = 64;
+    m.n_layers = 2;
+    mlm::TrainerConfig t;
+    t.epochs = 3;
+    t.max_total_time_s = 600;
+    t.seed = 7;
+    t.eval_every_steps = 50;
+    t.out_dir = "runs/x";
+    t.threads = 2;
+    t.masking.mask_probability = 0.4;  // a recipe knob: every recipe sets it
+    t.masking.whole_word = true;
+
+    mlm::apply_recipe(mlm::Recipe::best, m, t);
+    CHECK(m.norm_placement == mlm::NormPlacement::pre);
+    CHECK(m.dropout == 0.0f);
+    CHECK(t.optimizer == mlm::OptimizerKind::adamw);
+    CHECK(t.weight_decay == 0.01);
+    CHECK(t.decay_weights_only);
+    CHECK(t.schedule == mlm::ScheduleKind::warmup_cosine);
+    CHECK(t.lr == 1e-3);
+    CHECK(t.warmup_fraction == 0.05);
+    CHECK(t.clip_grad_norm == 1.0);
+    CHECK(t.batch_tokens == 4096);
+    CHECK(t.masking.mask_probability == 0.3);
+    t.validate();
+    m.validate();
+    // the rest is left alone: size, length, seed, evaluation, output, threads
+    CHECK(m.dim == 64);
+    CHECK(m.n_layers == 2);
+    CHECK(t.epochs == 3);
+    CHECK(t.max_total_time_s == 600);
+    CHECK(t.seed == 7);
+    CHECK(t.eval_every_steps == 50);
+    CHECK(t.out_dir == "runs/x");
+    CHECK(t.threads == 2);
+
+    // original undoes every knob of best: the recipe part equals the defaults
+    mlm::apply_recipe(mlm::Recipe::original, m, t);
+    mlm::TrainerConfig d;
+    d.epochs = 3;
+    d.max_total_time_s = 600;
+    d.seed = 7;
+    d.eval_every_steps = 50;
+    d.out_dir = "runs/x";
+    d.threads = 2;
+    CHECK(mlm::to_json(t) == mlm::to_json(d));
+    CHECK(m.norm_placement == mlm::ModelConfig().norm_placement);
+    CHECK(m.dropout == mlm::ModelConfig().dropout);
+
+    CHECK(mlm::recipe_from_string("best") == mlm::Recipe::best);
+    CHECK(std::string(mlm::to_string(mlm::Recipe::original)) == "original");
+    CHECK_THROWS_WITH_AS(mlm::recipe_from_string("fast"), doctest::Contains("\"original\", \"best\""),
+                         std::invalid_argument);
+}
+
 // ============================================================================================
 // Schedule length
 // ============================================================================================

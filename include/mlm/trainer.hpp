@@ -178,6 +178,22 @@ struct TrainerConfig {
     void validate() const;
 };
 
+// Training recipes: the knobs that decide how a model learns — block order, dropout, optimizer,
+// learning-rate schedule, batch size, masking — and nothing else (not the model's size, the run's
+// length, the data, evaluation, checkpoints, threads or the seed).
+//   original  the notebook's (docs/quality.md): the block order x = norm(x); x = x + f(x), dropout
+//             0.1, Adam without decay, one-cycle lr peaking at 6e-4 (beta1 cycled), batches of 128
+//             sentences, 15% of the tokens masked. The defaults of ModelConfig and TrainerConfig.
+//   best      the project's, chosen by measurement (docs/quality.md): pre-norm, no dropout, AdamW
+//             (decay 0.01 on weight matrices only), lr 1e-3 with a 5% linear warm-up then cosine
+//             decay to 0, gradient norm clipped to 1, length-bucketed batches of 4,096 real tokens,
+//             30% of the tokens masked (all replaced by [MASK]).
+enum class Recipe { original, best };
+const char* to_string(Recipe r);
+Recipe recipe_from_string(const std::string& s);  // "original" or "best"; else std::invalid_argument
+// Sets the recipe's knobs in `model` and `trainer` and leaves every other field as it is.
+void apply_recipe(Recipe recipe, ModelConfig& model, TrainerConfig& trainer);
+
 // JSON round trip (trainer_state.json). Unknown keys are an error, missing keys take defaults.
 std::string to_json(const TrainerConfig& config);
 TrainerConfig trainer_config_from_json(const std::string& json);

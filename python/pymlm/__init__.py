@@ -44,17 +44,19 @@ from ._core import (  # noqa: F401
     TrainerCore,
     TrainResult,
     __version__,
+    apply_recipe,
     get_num_threads,
     has_openmp,
     read_lines,
     set_num_threads,
 )
 from ._predict import fill_mask, predict_mask
-from ._training import Callback, History, Trainer, plot_history
+from ._training import DEFAULT_RECIPE, Callback, History, Trainer, plot_history
 
 __all__ = [
     "Callback",
     "CheckpointError",
+    "DEFAULT_RECIPE",
     "Corpus",
     "EvalMetrics",
     "EvalOptions",
@@ -77,6 +79,7 @@ __all__ = [
     "TrainerConfig",
     "TrainerCore",
     "__version__",
+    "apply_recipe",
     "fill_mask",
     "get_num_threads",
     "has_openmp",

@@ -508,7 +508,7 @@ class MaskingOptions:
     ) -> None: ...
 
 class TrainerConfig:
-    """The training recipe (defaults: the original's)."""
+    """How to train (defaults: the original's recipe; see apply_recipe)."""
 
     epochs: int
     max_steps: int
@@ -567,6 +567,11 @@ class TrainerConfig:
     def field_names() -> List[str]: ...
     def __copy__(self) -> TrainerConfig: ...
     def __deepcopy__(self, memo: dict) -> TrainerConfig: ...
+
+def apply_recipe(
+    recipe: str, model_config: ModelConfig, trainer_config: TrainerConfig
+) -> Tuple[ModelConfig, TrainerConfig]:
+    """Copies of both configs with the knobs of a training recipe ("original" or "best") set."""
 
 class StepRecord:
     """What happened at one optimizer step."""

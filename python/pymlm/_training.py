@@ -22,9 +22,14 @@ from ._core import (
     TrainerConfig,
     TrainerCore,
     TrainResult,
+    apply_recipe,
 )
 
-__all__ = ["Trainer", "Callback", "History", "plot_history"]
+__all__ = ["Trainer", "Callback", "History", "plot_history", "DEFAULT_RECIPE"]
+
+#: The recipe of a Trainer made without ``recipe`` or ``config``: the same as ``mlm train``'s.
+DEFAULT_RECIPE = "original"
+_MODEL_OPTIONS = ("dropout", "norm_placement")
 
 PathLike = Union[str, "os.PathLike[str]"]
 Data = Union[Corpus, PathLike, Sequence[str], Sequence[Sequence[int]]]
@@ -226,8 +231,8 @@ def _tqdm():
 
 
 class Trainer:
-    """Masked-language-model pre-training, the original's recipe by default (Adam, one-cycle LR
-    peaking at 6e-4, batches of 128 sentences, 15% masking), running in C++ without the GIL.
+    """Masked-language-model pre-training with a recipe (``DEFAULT_RECIPE`` unless told),
+    running in C++ without the GIL.
 
         trainer = pymlm.Trainer(pymlm.ModelConfig(vocab_size=tok.vocab_size, dim=128, n_layers=2),
                                 tok, "data/wiki-train-30k.txt.xz", "data/wiki-valid-2k.txt",
@@ -242,10 +247,19 @@ class Trainer:
     train_data, valid_data: a Corpus, a text file path (plain, .gz, .xz; tokenized with
         max_length = the model's max_len), a list of sentences, or a list of id sequences.
         valid_data is optional (no evaluation without it).
-    config: a TrainerConfig to start from; keyword ``options`` set its fields by name (epochs,
-        max_steps, batch_size, lr, schedule, seed, out_dir, eval_every_steps, ...; see
-        TrainerConfig). ``mask_prob`` sets masking.mask_probability; ``masking`` and ``eval``
-        accept MaskingOptions / EvalOptions or dicts.
+    recipe: "original" (the notebook's: reference block order, dropout 0.1, Adam, one-cycle LR
+        peaking at 6e-4, batches of 128 sentences, 15% masking) or "best" (the project's: pre-norm,
+        no dropout, AdamW, warm-up and cosine decay from 1e-3, clipping, batches of 4,096 tokens,
+        30% masking);
+        see pymlm.apply_recipe and docs/quality.md. A recipe given here sets its knobs in the
+        TrainerConfig and in the ModelConfig (block order, dropout). Without it, a Trainer made
+        without ``config`` trains with DEFAULT_RECIPE, and a ModelConfig you pass is used as given.
+    config: a TrainerConfig to start from (then no recipe applies unless ``recipe`` is given);
+        keyword ``options`` set its fields by name (epochs, max_steps, batch_size, lr, schedule,
+        seed, out_dir, eval_every_steps, ...; see TrainerConfig), over the recipe's.
+        ``mask_prob`` sets masking.mask_probability; ``masking`` and ``eval`` accept
+        MaskingOptions / EvalOptions or dicts; ``dropout`` and ``norm_placement`` set those
+        ModelConfig knobs (when the model is a ModelConfig).
     callbacks: Callback objects or functions ``f(trainer, record)``.
     progress: show a tqdm progress bar (tqdm.auto: a widget in notebooks with ipywidgets, text
         otherwise). The C++ progress printer is turned off.
@@ -262,6 +276,7 @@ class Trainer:
         train_data: Optional[Data] = None,
         valid_data: Optional[Data] = None,
         *,
+        recipe: Optional[str] = None,
         config: Optional[TrainerConfig] = None,
         callbacks: Iterable[Union[Callback, Callable[..., Any]]] = (),
         progress: bool = True,
@@ -276,14 +291,34 @@ class Trainer:
             raise TypeError("Trainer needs a tokenizer (or a MaskedLM, which brings its own)")
         if not isinstance(tokenizer, Tokenizer):
             raise TypeError("tokenizer must be a pymlm.Tokenizer, got %s" % type(tokenizer).__name__)
+        model_given = model is not None
         if model is None:
             model = ModelConfig(vocab_size=tokenizer.vocab_size)
         if not isinstance(model, (ModelConfig, Model)):
             raise TypeError("model must be a ModelConfig, Model or MaskedLM, got %s" % type(model).__name__)
         if train_data is None:
             raise TypeError("Trainer needs train_data (a Corpus, a text file, or a list of sentences)")
+        if recipe is not None and not isinstance(recipe, str):
+            raise TypeError("recipe must be \"original\" or \"best\", got %s" % type(recipe).__name__)
 
         cfg = TrainerConfig() if config is None else TrainerConfig.from_json(config.to_json())
+        chosen = recipe if recipe is not None else (DEFAULT_RECIPE if config is None else None)
+        if chosen is not None:
+            base = model if isinstance(model, ModelConfig) else ModelConfig(vocab_size=tokenizer.vocab_size)
+            recipe_model, cfg = apply_recipe(chosen, base, cfg)
+            if isinstance(model, ModelConfig) and (recipe is not None or not model_given):
+                model = recipe_model
+        model_options = {name: options.pop(name) for name in _MODEL_OPTIONS if name in options}
+        if model_options:
+            if not isinstance(model, ModelConfig):
+                raise TypeError(
+                    "%s: the model's own settings are fixed by its weights; give a ModelConfig to set them"
+                    % ", ".join(sorted(model_options))
+                )
+            model = ModelConfig.from_json(model.to_json())
+            for name, value in model_options.items():
+                setattr(model, name, value)
+            model.validate()
         if "mask_prob" in options:
             cfg.masking.mask_probability = float(options.pop("mask_prob"))
         for name, value in options.items():

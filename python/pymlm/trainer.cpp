@@ -280,6 +280,23 @@ printer on stderr, which pymlm.Trainer turns off in favour of tqdm) "auto" | "ba
             return r + ")";
         });
 
+    m.def(
+        "apply_recipe",
+        [](const std::string& recipe, mlm::ModelConfig model, TrainerConfig trainer) {
+            mlm::apply_recipe(mlm::recipe_from_string(recipe), model, trainer);
+            return py::make_tuple(model, trainer);
+        },
+        py::arg("recipe"), py::arg("model_config"), py::arg("trainer_config"),
+        R"doc(Copies of model_config and trainer_config with the knobs of a training recipe set, the
+other fields untouched: (ModelConfig, TrainerConfig).
+
+recipe: "original" (the notebook's: the reference block order, dropout 0.1, Adam, one-cycle lr
+peaking at 6e-4, batches of 128 sentences, 15% masking; the defaults of both configs) or "best"
+(the project's, measured in docs/quality.md: pre-norm, no dropout, AdamW with decay 0.01 on the
+weight matrices, lr 1e-3 with a 5% warm-up then cosine decay, gradient norm clipped to 1, batches of
+4,096 tokens, 30% masking). The recipe leaves alone the model's size, the run's length, data, evaluation,
+checkpoint and thread settings, and the seed.)doc");
+
     // ---- records -----------------------------------------------------------------------------------
     py::class_<mlm::StepRecord>(m, "StepRecord", "What happened at one optimizer step (one line of log.jsonl).")
         .def_readonly("step", &mlm::StepRecord::step, "Optimizer steps done, this one included (1-based).")

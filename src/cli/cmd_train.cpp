@@ -1,6 +1,7 @@
 // mlm train: text files in, a checkpoint directory out (see include/mlm/trainer.hpp for the run
-// directory's layout). Every TrainerConfig and ModelConfig knob is an option; the defaults are the
-// original notebook's recipe. With --resume the stored run's configuration is used and only the
+// directory's layout). Every TrainerConfig and ModelConfig knob is an option; --recipe sets the
+// knobs of a training recipe (apply_recipe in trainer.hpp) and the options given override them;
+// kDefaultRecipe is the one without --recipe. With --resume the stored run's configuration is used and only the
 // options given on this command line are applied on top of it (the trainer refuses changes that
 // would make the resumed run differ from an uninterrupted one).
 #include <atomic>
@@ -27,6 +28,9 @@ namespace mlm::cli {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The recipe of `mlm train` without --recipe.
+constexpr Recipe kDefaultRecipe = Recipe::original;
 
 // ---- Ctrl-C: the first asks the trainer to stop after the current step (and checkpoint), the
 // second kills the program.
@@ -101,12 +105,15 @@ struct TrainArgs {
     std::string tok_model = "unigram";
     // enum / duration options, as text
     std::string max_time = "0", max_total_time = "0";
-    std::string optimizer = "adam", schedule = "one_cycle", bucketing = "auto", progress = "auto",
-                on_non_finite = "skip", norm_placement = "reference", anneal = "cos";
+    std::string optimizer, schedule, bucketing = "auto", progress = "auto", on_non_finite = "skip", norm_placement,
+                anneal = "cos";
+    std::string recipe;
+    CLI::Option* recipe_opt = nullptr;
     Knobs<TrainerConfig> trainer;
     Knobs<ModelConfig> model;
     CLI::Option* vocab_size_opt = nullptr;
-    CLI::Option *train_opt = nullptr, *valid_opt = nullptr, *holdout_opt = nullptr, *max_sentences_opt = nullptr;
+    CLI::Option *train_opt = nullptr, *valid_opt = nullptr, *holdout_opt = nullptr, *max_sentences_opt = nullptr,
+                *cache_dir_opt = nullptr, *no_cache_opt = nullptr;
 };
 
 // OUT/data.json: the data options of a run, so that `mlm train --out OUT --resume` needs nothing else.
@@ -120,6 +127,8 @@ void save_data_options(const TrainArgs& a) {
     j["valid"] = a.valid_file.empty() ? std::string() : fs::absolute(a.valid_file).string();
     j["holdout"] = a.holdout;
     j["max_sentences"] = a.max_sentences;
+    j["cache_dir"] = a.cache_dir.empty() ? std::string() : fs::absolute(a.cache_dir).string();
+    j["no_cache"] = a.no_cache;
     write_file_atomic((fs::path(a.out) / kDataFile).string(), j.dump(2) + "\n");
 }
 
@@ -137,6 +146,11 @@ void load_data_options(TrainArgs& a) {
         if (a.valid_opt->count() == 0) a.valid_file = j.at("valid").get<std::string>();
         if (a.holdout_opt->count() == 0) a.holdout = j.at("holdout").get<std::size_t>();
         if (a.max_sentences_opt->count() == 0) a.max_sentences = j.at("max_sentences").get<std::size_t>();
+        // (runs started before these were recorded keep the default: OUT/cache)
+        if (a.cache_dir_opt->count() == 0 && a.no_cache_opt->count() == 0) {
+            a.cache_dir = j.value("cache_dir", std::string());
+            a.no_cache = j.value("no_cache", false);
+        }
     } catch (const nlohmann::json::exception& e) {
         throw CheckpointError(path + ": not a valid record of the run's data options (" + e.what() +
                               "); give them again (--train, --valid, --holdout, --max-sentences)");
@@ -145,8 +159,10 @@ void load_data_options(TrainArgs& a) {
 
 std::string cache_path(const TrainArgs& a, const std::string& file) {
     const std::string dir = a.cache_dir.empty() ? (fs::path(a.out) / "cache").string() : a.cache_dir;
+    // keyed by the file's canonical path, so that ../data/x and /abs/data/x share one cache file
     std::error_code ec;
-    const std::string abs = fs::absolute(file, ec).string();
+    std::string abs = fs::weakly_canonical(fs::absolute(file, ec), ec).string();
+    if (ec) abs = fs::absolute(file, ec).string();
     char hash[17];
     std::snprintf(hash, sizeof hash, "%016llx",
                   static_cast<unsigned long long>(detail::hash_bytes(abs.data(), abs.size())));
@@ -190,7 +206,6 @@ int run_train(TrainArgs& a) {
                                         "start a new run without --resume");
         load_data_options(a);
         config = Trainer::load_config(a.out);
-        a.trainer.apply_given(config);
         config.out_dir = a.out;
         // The run's tokenizer and model config, checked against each other here so that a damaged
         // or mismatched file is named (the trainer then checks both against the trainer state).
@@ -205,6 +220,10 @@ int run_train(TrainArgs& a) {
             throw CheckpointError(tok_file + ": not a valid tokenizer model: " + e.what());
         }
         model_config = load_config(a.out);
+        // --recipe and the options given override the stored run's; the trainer refuses any
+        // change that would make the resumed run differ from an uninterrupted one
+        if (a.recipe_opt->count() > 0) apply_recipe(recipe_from_string(a.recipe), model_config, config);
+        a.trainer.apply_given(config);
         a.model.apply_given(model_config);
         if (tok.vocab_size() != model_config.vocab_size)
             throw CheckpointError("cannot resume the run in " + a.out + ": " + tok_file + " has " +
@@ -213,13 +232,17 @@ int run_train(TrainArgs& a) {
                                   std::to_string(model_config.vocab_size) + "; the files come from different models");
         std::fprintf(stderr, "resuming the run in %s\n", a.out.c_str());
     } else {
+        // the recipe's knobs, then the options given on the command line over them
         config = a.trainer.values;
+        model_config = a.model.values;
+        apply_recipe(recipe_from_string(a.recipe), model_config, config);
+        a.trainer.apply_given(config);
+        a.model.apply_given(model_config);
         config.out_dir = a.out;
         config.validate();
         if (Trainer::has_state(a.out) && !config.overwrite)
             throw std::invalid_argument(a.out + " already holds a training run: pass --resume to continue it, "
                                         "--overwrite to start a new one there, or choose another --out");
-        model_config = a.model.values;
         if (!a.tokenizer_path.empty()) {
             tok = Tokenizer::load(a.tokenizer_path);
             if (a.vocab_size_opt->count() > 0 && a.tok.vocab_size != tok.vocab_size())
@@ -345,10 +368,17 @@ Command add_train_command(CLI::App& app) {
     auto args = std::make_shared<TrainArgs>();
     TrainArgs& a = *args;
     CLI::App* cmd = app.add_subcommand(
-        "train", "Pre-train an encoder with masked-language modeling. Defaults: the original recipe (Adam, one-cycle "
-                 "lr peaking at 6e-4, batch 128, 100 epochs, 15% masking, dim 256, 8 heads, 6 layers, dropout 0.1)");
+        "train", std::string("Pre-train an encoder with masked-language modeling: the reference model (dim 256, 8 heads, "
+                             "6 layers), 100 epochs, and the ") + to_string(kDefaultRecipe) +
+                     " recipe (--recipe; the defaults shown are its values)");
     auto& T = a.trainer;
     auto& M = a.model;
+    // The defaults shown by --help: the default recipe's.
+    apply_recipe(kDefaultRecipe, M.values, T.values);
+    a.recipe = to_string(kDefaultRecipe);
+    a.optimizer = to_string(T.values.optimizer);
+    a.schedule = to_string(T.values.schedule);
+    a.norm_placement = to_string(M.values.norm_placement);
     const std::string data = "Data", tokz = "Tokenizer (when --tokenizer is not given)", model = "Model",
                       length = "Run length (the first limit reached ends the run; 0: off)", batch = "Batches",
                       optim = "Optimizer", sched = "Schedule", mask = "Masking and randomness", evals = "Evaluation",
@@ -369,8 +399,8 @@ Command add_train_command(CLI::App& app) {
                               ->capture_default_str()
                               ->group(data);
     cmd->add_option("--out,-o", a.out, "Run directory: checkpoints, best/, log.jsonl")->required()->group(data);
-    cmd->add_option("--cache-dir", a.cache_dir, "Where to cache tokenized files (default: OUT/cache)")->group(data);
-    cmd->add_flag("--no-cache", a.no_cache, "Do not cache tokenized files")->group(data);
+    a.cache_dir_opt = cmd->add_option("--cache-dir", a.cache_dir, "Where to cache tokenized files (default: OUT/cache)")->group(data);
+    a.no_cache_opt = cmd->add_flag("--no-cache", a.no_cache, "Do not cache tokenized files")->group(data);
     cmd->add_flag("--resume", a.resume, "Continue the run saved in --out (same data and settings; exact)")->group(data);
     T.option(cmd, "--threads", [](TrainerConfig& c) -> int& { return c.threads; }, "OpenMP threads (0: all cores)")->group(data);
 
@@ -389,6 +419,16 @@ Command add_train_command(CLI::App& app) {
     cmd->add_option("--tokenizer-sentences", a.tok.max_sentences, "Train the tokenizer on at most this many sentences (0: all)")
         ->capture_default_str()
         ->group(tokz);
+
+    // recipe
+    a.recipe_opt = cmd->add_option("--recipe", a.recipe,
+                                   "How to train: original (the notebook's: reference block order, dropout 0.1, Adam, "
+                                   "one-cycle lr 6e-4, batches of 128 sentences) or best (the project's: pre-norm, no "
+                                   "dropout, AdamW, warm-up + cosine lr 1e-3, clipping, batches of 4,096 tokens, 30% "
+                                   "masking); see docs/quality.md. The options below override its knobs")
+                       ->check(CLI::IsMember({"original", "best"}))
+                       ->capture_default_str()
+                       ->group("Recipe");
 
     // model
     M.option(cmd, "--dim", [](ModelConfig& c) -> int& { return c.dim; }, "Model width")->group(model);

@@ -294,3 +294,40 @@ def test_the_model_in_training_is_guarded(tokenizer, tiny_config, sentences):
     assert len(errors) == 3 and "being trained" in errors[0] and "already" in errors[2]
     assert len(copies) == 1 and len(copies[0]) == 1
     assert trainer.model.forward([[5, 6, 7]]).logits.shape == (1, 3, 1000)   # fine afterwards
+
+
+def test_recipes(tokenizer, tiny_config, sentences):
+    model, cfg = pymlm.apply_recipe("best", tiny_config, pymlm.TrainerConfig(epochs=2, seed=5))
+    assert model.norm_placement == "pre" and model.dropout == 0.0 and model.dim == tiny_config.dim
+    assert cfg.optimizer == "adamw" and cfg.schedule == "warmup_cosine" and cfg.lr == 1e-3
+    assert cfg.batch_tokens == 4096 and cfg.clip_grad_norm == 1.0 and cfg.decay_weights_only
+    assert cfg.masking.mask_probability == 0.3
+    assert cfg.epochs == 2 and cfg.seed == 5                     # not a recipe knob: kept
+    assert tiny_config.norm_placement == "reference"              # the arguments are not changed
+    model0, cfg0 = pymlm.apply_recipe("original", model, cfg)
+    assert model0.norm_placement == "reference" and model0.dropout == pytest.approx(0.1)
+    assert cfg0.optimizer == "adam" and cfg0.schedule == "one_cycle" and cfg0.batch_tokens == 0
+    with pytest.raises(ValueError, match="recipe"):
+        pymlm.apply_recipe("fastest", tiny_config, cfg)
+
+    # a recipe given to the Trainer sets the model's knobs too; options override it
+    t = pymlm.Trainer(tiny_config, tokenizer, sentences[:100], recipe="best", lr=2e-3, dropout=0.05,
+                      max_steps=1, progress=False)
+    assert t.config.optimizer == "adamw" and t.config.lr == 2e-3 and t.config.max_steps == 1
+    assert t.model_config.norm_placement == "pre" and t.model_config.dropout == pytest.approx(0.05)
+    assert t.fit().steps == 1
+    # without one: the default recipe for the trainer, the ModelConfig as given
+    pre = pymlm.ModelConfig.from_json(tiny_config.to_json())
+    pre.norm_placement = "pre"
+    t = pymlm.Trainer(pre, tokenizer, sentences[:100], max_steps=1, progress=False)
+    _, expected = pymlm.apply_recipe(pymlm.DEFAULT_RECIPE, pre, pymlm.TrainerConfig(max_steps=1))
+    assert t.config.optimizer == expected.optimizer and t.config.schedule == expected.schedule
+    assert t.model_config.norm_placement == "pre"
+    # a config given without a recipe is used as given
+    own = pymlm.TrainerConfig(epochs=1, optimizer="adamw", schedule="constant")
+    t = pymlm.Trainer(tiny_config, tokenizer, sentences[:100], config=own, progress=False)
+    assert t.config.optimizer == "adamw" and t.config.schedule == "constant"
+    with pytest.raises(TypeError, match="weights"):
+        pymlm.Trainer(pymlm.Model(tiny_config), tokenizer, sentences[:100], dropout=0.2, progress=False)
+    with pytest.raises(TypeError, match="recipe"):
+        pymlm.Trainer(tiny_config, tokenizer, sentences[:100], recipe=1, progress=False)
