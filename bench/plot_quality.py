@@ -2,11 +2,13 @@
 """Learning curves of training runs from their log.jsonl: loss against tokens and against wall time.
 
     python3 bench/plot_quality.py --out docs/quality_curves.png NAME=RUN [NAME=RUN ...]
+    python3 bench/plot_quality.py --out docs/quality_probes.png --minutes 20.5 --valid-only NAME=RUN ...
 
 Each RUN is an `mlm train --out` directory or a copy of its log.jsonl (plain, .gz or .xz). The figure has two panels (x: real tokens seen, and
 wall time in hours); each run draws its training loss (an exponential moving average over steps,
-thin) and its validation MLM loss at every evaluation (markers). Needs matplotlib (Debian's
-python3-matplotlib).
+thin) and its validation MLM loss at every evaluation (markers). --minutes M keeps the first M
+minutes of every run (time axis in minutes); --valid-only leaves out the training losses (which
+runs with different masking rates do not share). Needs matplotlib (Debian's python3-matplotlib).
 """
 import argparse
 import gzip
@@ -54,7 +56,11 @@ def main():
     ap.add_argument("runs", nargs="+", metavar="NAME=RUN")
     ap.add_argument("--out", required=True, help="PNG to write")
     ap.add_argument("--title", default="MLM pre-training on Wikipedia sentences (reference size, 2 threads)")
+    ap.add_argument("--minutes", type=float, default=0, help="only the first M minutes of each run")
+    ap.add_argument("--valid-only", action="store_true", help="validation losses only")
     args = ap.parse_args()
+    in_minutes = args.minutes > 0
+    time_scale = 60.0 if in_minutes else 3600.0
 
     import matplotlib
     matplotlib.use("Agg")
@@ -66,20 +72,25 @@ def main():
         if not sep:
             sys.exit("plot_quality.py: expected NAME=RUN, got %r" % spec)
         steps, evals = read_log(run_dir)
+        if in_minutes:
+            steps = [s for s in steps if s["elapsed_s"] <= args.minutes * 60]
+            evals = [e for e in evals if e["elapsed_s"] <= args.minutes * 60]
         if not steps:
             sys.exit("plot_quality.py: the log of %s has no training steps" % run_dir)
         color = "C%d" % i
         loss = smoothed([s["loss"] for s in steps])
         tokens = [s["tokens"] / 1e6 for s in steps]
-        hours = [s["elapsed_s"] / 3600 for s in steps]
-        ax_tok.plot(tokens, loss, color=color, lw=0.8, alpha=0.6, label="%s: training loss (EMA)" % name)
-        ax_time.plot(hours, loss, color=color, lw=0.8, alpha=0.6)
+        times = [s["elapsed_s"] / time_scale for s in steps]
+        if not args.valid_only:
+            ax_tok.plot(tokens, loss, color=color, lw=0.8, alpha=0.6, label="%s: training loss (EMA)" % name)
+            ax_time.plot(times, loss, color=color, lw=0.8, alpha=0.6)
         if evals:
             ax_tok.plot([e["tokens"] / 1e6 for e in evals], [e["val_loss"] for e in evals], "o-",
                         color=color, ms=3, lw=1.5, label="%s: validation loss" % name)
-            ax_time.plot([e["elapsed_s"] / 3600 for e in evals], [e["val_loss"] for e in evals], "o-",
+            ax_time.plot([e["elapsed_s"] / time_scale for e in evals], [e["val_loss"] for e in evals], "o-",
                          color=color, ms=3, lw=1.5)
-    for ax, label in ((ax_tok, "real tokens seen (millions)"), (ax_time, "wall time (hours)")):
+    time_label = "wall time (minutes)" if in_minutes else "wall time (hours)"
+    for ax, label in ((ax_tok, "real tokens seen (millions)"), (ax_time, time_label)):
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     ax_tok.set_ylabel("MLM loss (nats)")
