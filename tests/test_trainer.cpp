@@ -273,13 +273,17 @@ TEST_CASE("recipes: best and original set their knobs and only those; original i
     mlm::ModelConfig m;
     m.dim = 64;
     m.n_layers = 2;
-    mlm::TrainerConfig t;
-    t.epochs = 3;
-    t.max_total_time_s = 600;
-    t.seed = 7;
-    t.eval_every_steps = 50;
-    t.out_dir = "runs/x";
-    t.threads = 2;
+    // knobs that are not a recipe's: size, length, seed, evaluation, output, threads
+    auto with_run_knobs = [](mlm::TrainerConfig c) {
+        c.epochs = 3;
+        c.max_total_time_s = 600;
+        c.seed = 7;
+        c.eval_every_steps = 50;
+        c.out_dir = "runs/x";
+        c.threads = 2;
+        return c;
+    };
+    mlm::TrainerConfig t = with_run_knobs(mlm::TrainerConfig());
     t.masking.mask_probability = 0.4;  // a recipe knob: every recipe sets it
     t.masking.whole_word = true;
 
@@ -297,7 +301,7 @@ TEST_CASE("recipes: best and original set their knobs and only those; original i
     CHECK(t.masking.mask_probability == 0.3);
     t.validate();
     m.validate();
-    // the rest is left alone: size, length, seed, evaluation, output, threads
+    // the rest is left alone
     CHECK(m.dim == 64);
     CHECK(m.n_layers == 2);
     CHECK(t.epochs == 3);
@@ -309,14 +313,7 @@ TEST_CASE("recipes: best and original set their knobs and only those; original i
 
     // original undoes every knob of best: the recipe part equals the defaults
     mlm::apply_recipe(mlm::Recipe::original, m, t);
-    mlm::TrainerConfig d;
-    d.epochs = 3;
-    d.max_total_time_s = 600;
-    d.seed = 7;
-    d.eval_every_steps = 50;
-    d.out_dir = "runs/x";
-    d.threads = 2;
-    CHECK(mlm::to_json(t) == mlm::to_json(d));
+    CHECK(mlm::to_json(t) == mlm::to_json(with_run_knobs(mlm::TrainerConfig())));
     CHECK(m.norm_placement == mlm::ModelConfig().norm_placement);
     CHECK(m.dropout == mlm::ModelConfig().dropout);
 
