@@ -111,7 +111,14 @@ int main(int argc, char** argv) {
         {"grad head  dz^T h", V, C, M, true, false, 1},
     };
     mlm::Rng rng(1);
-    std::vector<float> A(static_cast<std::size_t>(N) * V), B(static_cast<std::size_t>(V) * F), Cm(static_cast<std::size_t>(N) * V);
+    // each operand sized for the largest shape that uses it (small --tokens make C's V x C the largest)
+    std::size_t a_size = 0, b_size = 0, c_size = 0;
+    for (const auto& s : shapes) {
+        a_size = std::max(a_size, static_cast<std::size_t>(s.M) * s.K);
+        b_size = std::max(b_size, static_cast<std::size_t>(s.K) * s.N);
+        c_size = std::max(c_size, static_cast<std::size_t>(s.M) * s.N);
+    }
+    std::vector<float> A(a_size), B(b_size), Cm(c_size);
     for (auto& x : A) x = static_cast<float>(rng.uniform() - 0.5);
     for (auto& x : B) x = static_cast<float>(rng.uniform() - 0.5);
     mlm::GemmWorkspace<float> ws;
