@@ -235,13 +235,16 @@ TEST_CASE("cross-entropy: by hand and finite differences") {
 }
 
 TEST_CASE("gemm in float: every transpose, ragged edges and long depths, within the rounding bound") {
-    // float runs the AVX-512 kernel where the CPU has it (14 x 32 tiles of C, depth cut into
-    // chunks of at most 384): sizes straddle both tile edges and several depth chunks.
+    // float runs the AVX-512 kernels where the CPU has them: the packed one (14 x 32 tiles of C,
+    // depth cut into chunks of at most 384) and, below 32 rows with B stored (N, K), the few-rows
+    // one (rows in 8-lane vectors, 1 to 4 of them; depth chunks of at most 8,192): sizes straddle
+    // the tile and lane edges and several depth chunks of each.
     mlm::GemmWorkspace<float> ws;
     mlm::Rng rng(22);
     const int sizes[][3] = {{1, 1, 1}, {13, 31, 5}, {14, 32, 384}, {15, 33, 385}, {29, 65, 1000},
-                            {300, 17, 70}, {17, 300, 771}, {57, 96, 256}, {2, 1030, 40}};
-    for (int trial = 0; trial < 36; ++trial) {
+                            {300, 17, 70}, {17, 300, 771}, {57, 96, 256}, {2, 1030, 40},
+                            {8, 25, 9}, {9, 13, 64}, {24, 7, 100}, {31, 50, 33}, {3, 5, 8200}};
+    for (int trial = 0; trial < 56; ++trial) {
         const bool ta = trial & 1, tb = trial & 2;
         const int M = sizes[trial / 4][0], N = sizes[trial / 4][1], K = sizes[trial / 4][2];
         CAPTURE(M); CAPTURE(N); CAPTURE(K); CAPTURE(ta); CAPTURE(tb);
@@ -292,6 +295,21 @@ TEST_CASE("gemm in float: bitwise the same result for 1 and 2 threads") {
         };
         CHECK(run(1, M, N) == run(2, M, N));  // rows split
         CHECK(run(1, 40, N) == run(2, 40, N));  // columns split
+    }
+    // the few-rows kernel (inference: a sentence's rows against a weight stored (N, K)): columns split
+    for (const int M : {3, 19, 31}) {
+        const int N = 1000, K = 257;
+        CAPTURE(M);
+        auto A = random_vector(static_cast<std::size_t>(M) * K, 900 + M);
+        auto W = random_vector(static_cast<std::size_t>(N) * K, 950 + M);
+        vector<float> a(A.begin(), A.end()), w(W.begin(), W.end());
+        auto run = [&](int t) {
+            mlm::set_num_threads(t);
+            vector<float> c(static_cast<std::size_t>(M) * N, 1.0f);
+            mlm::gemm(c.data(), N, a.data(), K, false, w.data(), K, true, M, N, K, ws);
+            return c;
+        };
+        CHECK(run(1) == run(2));
     }
     mlm::set_num_threads(threads);
 }

@@ -108,7 +108,7 @@ void gemm(T* C, int ldc, const T* A, int lda, bool trans_a, const T* B, int ldb,
     constexpr int tile_rows = 8, tile_cols = 48;  // Eigen's gebp tile of C
 #endif
     // A few rows of activations against a weight stored (N, K) (inference on one sentence): the
-    // dot-product kernel reads both in place, since packing the weight would cost more than the
+    // few-rows kernel reads the weight in place, since packing it would cost more than the
     // product. Columns are split between threads.
 #ifdef MLM_GEMM_AVX512
     const bool few_rows = own_kernel && !trans_a && trans_b && M < detail::avx512::few_rows_max;
@@ -119,7 +119,7 @@ void gemm(T* C, int ldc, const T* A, int lda, bool trans_a, const T* B, int ldb,
     // multiples of the kernel's tile.
     const bool split_rows = !few_rows && M >= N;
     const int extent = split_rows ? M : N;
-    const int align = few_rows ? 4 : split_rows ? tile_rows : tile_cols;
+    const int align = few_rows ? 8 : split_rows ? tile_rows : tile_cols;
     const int chunk = ((extent + threads - 1) / threads + align - 1) / align * align;
     ws.reserve(threads, gemm_buffer_elements);
 
@@ -129,7 +129,7 @@ void gemm(T* C, int ldc, const T* A, int lda, bool trans_a, const T* B, int ldb,
 #ifdef MLM_GEMM_AVX512
         if constexpr (own_kernel) {
             if (few_rows) {
-                detail::avx512::gemm_few_rows(C, ldc, A, lda, B, ldb, M, begin, end, K, alpha);
+                detail::avx512::gemm_few_rows(C, ldc, A, lda, B, ldb, M, begin, end, K, alpha, buf);
                 return;
             }
             detail::avx512::gemm_tile(C, ldc, A, lda, trans_a, B, ldb, trans_b,

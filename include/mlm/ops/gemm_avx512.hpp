@@ -200,14 +200,35 @@ inline void gemm_tile(float* C, int ldc, const float* A, int lda, bool trans_a, 
 }
 
 // ---- few rows: C (M, N) += alpha * A (M, K) * W^T, W stored (N, K) ---------------------------
-// Inference on one sentence multiplies ~20 rows by every weight matrix. Packing W then costs more
-// than the product (it is read once per call), so here both operands are read in place, as dot
-// products along k: a block of up to 4 rows of A against 4 rows of W keeps 16 accumulators of 16
-// lanes each, and the 16 sums are reduced at the end of the row.
+// Inference on one sentence multiplies ~20 rows by every weight matrix. W is read once per call
+// (from L3 or memory), so packing it would cost as much as the product; A is small, so it is
+// packed transposed instead: At (kc, Mp), Mp = M rounded up to 8 lanes. The kernel computes a
+// tile of C^T, R rows of W against all Mp lanes, in R x V vector accumulators (V = Mp / 8): per
+// k it loads V vectors of At and broadcasts R elements of W straight from memory (one per FMA).
+// Each element of C is one lane summed over k in ascending order, in depth chunks fixed by K:
+// the same bits for any thread split.
+//
+// 8-lane (256-bit) vectors: Zen 4 runs a 512-bit FMA as two 256-bit halves, so 8-lane vectors
+// do the same work per cycle and waste fewer lanes on M = 19 (24 lanes, not 32). At most 8 rows
+// of W at a time: rows of K = 1024 floats lie 4 KiB apart, all in one set of the 8-way L1, and
+// 12 of them ran at half speed. Up to 4 rows of A, where most lanes would be empty, dot products
+// along k do better (gemm_dot_rows).
 
-// Used below this many rows of A (measured: at 28 rows both kernels run at ~58 GFLOP/s per
-// thread on the model's weights, at 40 the packed kernel is ahead).
+// Used below this many rows of A; above it the packed kernel, whose tile is 14 rows, is ahead.
 constexpr int few_rows_max = 32;
+// Depth chunk of At: K itself up to this (At then fits the gemm buffer for any M < few_rows_max).
+constexpr int few_rows_kc_max = 8192;
+static_assert(std::size_t(few_rows_kc_max) * few_rows_max <= buffer_floats, "At fits the buffer");
+
+inline int few_rows_depth_chunk(int K) {
+    if (K <= few_rows_kc_max) return K;
+    const int chunks = (K + few_rows_kc_max - 1) / few_rows_kc_max;
+    return (K + chunks - 1) / chunks;
+}
+
+// ---- 1 to 4 rows: dot products along k, 16-lane vectors, reduced across lanes at the end. A
+// block of up to 4 rows of A against 4 rows of W keeps 16 accumulators.
+constexpr int dot_rows_max = 4;
 
 // Lane sums of four vectors: {sum(v0), sum(v1), sum(v2), sum(v3)}.
 inline __m128 lane_sums4(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
@@ -258,22 +279,112 @@ inline void dot_block(float* C, int ldc, const float* A, int lda, const float* W
     }
 }
 
-// Columns [n0, n1) of C = A W^T for all M rows.
-inline void gemm_few_rows(float* C, int ldc, const float* A, int lda, const float* W, int ldw,
-                          int M, int n0, int n1, int K, float alpha) {
+
+// Columns [n0, n1) of C = A W^T for M <= 4 rows, both read in place; the rows of W 2 blocks on
+// are prefetched into L2.
+inline void gemm_dot_rows(float* C, int ldc, const float* A, int lda, const float* W, int ldw, int M, int n0,
+                          int n1, int K, float alpha) {
+    constexpr int ahead = 2;
     for (int j = n0; j < n1; j += 4) {
         const int nw = std::min(4, n1 - j);
         const float* w = W + static_cast<std::size_t>(j) * ldw;
-        int i = 0;
-        for (; i + 4 <= M; i += 4)
-            dot_block<4>(C + static_cast<std::size_t>(i) * ldc + j, ldc, A + static_cast<std::size_t>(i) * lda, lda, w, ldw, nw, K, alpha);
-        float* c = C + static_cast<std::size_t>(i) * ldc + j;
-        const float* a = A + static_cast<std::size_t>(i) * lda;
-        switch (M - i) {
-            case 3: dot_block<3>(c, ldc, a, lda, w, ldw, nw, K, alpha); break;
-            case 2: dot_block<2>(c, ldc, a, lda, w, ldw, nw, K, alpha); break;
-            case 1: dot_block<1>(c, ldc, a, lda, w, ldw, nw, K, alpha); break;
-            default: break;
+        for (int r = 0, jp = j + 4 * ahead; r < 4 && jp + r < n1; ++r) {
+            const char* row = reinterpret_cast<const char*>(W + static_cast<std::size_t>(jp + r) * ldw);
+            for (int k = 0; k < K; k += 16) _mm_prefetch(row + sizeof(float) * k, _MM_HINT_T1);
+        }
+        switch (M) {
+            case 4: dot_block<4>(C + j, ldc, A, lda, w, ldw, nw, K, alpha); break;
+            case 3: dot_block<3>(C + j, ldc, A, lda, w, ldw, nw, K, alpha); break;
+            case 2: dot_block<2>(C + j, ldc, A, lda, w, ldw, nw, K, alpha); break;
+            default: dot_block<1>(C + j, ldc, A, lda, w, ldw, nw, K, alpha); break;
+        }
+    }
+}
+
+// ---- 5 to 31 rows
+// At[k][i] = A[i][p0 + k] for k < kc, i < M; lanes M..Mp-1 are zero.
+inline void pack_a_lanes(float* At, int Mp, const float* A, int lda, int M, int p0, int kc) {
+    for (int k = 0; k < kc; ++k)
+        for (int i = M; i < Mp; ++i) At[static_cast<std::size_t>(k) * Mp + i] = 0.0f;
+    for (int i = 0; i < M; ++i) {
+        const float* a = A + static_cast<std::size_t>(i) * lda + p0;
+        for (int k = 0; k < kc; ++k) At[static_cast<std::size_t>(k) * Mp + i] = a[k];
+    }
+}
+
+// C[0:M, 0:nw] += alpha * (At^T W[0:nw, 0:kc]^T) for nw <= R rows of W; rows of W past nw are
+// not read (row nw - 1 stands in) and their results not written.
+template <int V, int R>
+inline void few_rows_tile(float* C, int ldc, const float* At, int M, const float* W, int ldw, int nw, int kc,
+                          float alpha, const float* next, int next_rows) {
+    constexpr int Mp = 8 * V;
+    __m256 acc[R][V];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_ps();
+    const float* w[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) w[r] = W + static_cast<std::size_t>(std::min(r, nw - 1)) * ldw;
+    // The next tile's rows into L2, one cache line per k (R rows x kc / 16 lines <= kc): spread
+    // over the loop, since a burst of prefetches stalls the core once its miss buffers are full.
+    const int prefetches = next_rows * ((kc + 15) / 16);
+    for (int k = 0; k < kc; ++k) {
+        if (k < prefetches)
+            _mm_prefetch(reinterpret_cast<const char*>(next + static_cast<std::size_t>(k % next_rows) * ldw +
+                                                       16 * (k / next_rows)),
+                         _MM_HINT_T1);
+        __m256 a[V];
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) a[v] = _mm256_loadu_ps(At + static_cast<std::size_t>(k) * Mp + 8 * v);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+            const __m256 b = _mm256_broadcast_ss(w[r] + k);
+#pragma GCC unroll 4
+            for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(a[v], b, acc[r][v]);
+        }
+    }
+    // C^T's tile back into C's rows: through a small buffer, nw floats per row of C.
+    alignas(32) float t[R][Mp];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) _mm256_store_ps(&t[r][8 * v], acc[r][v]);
+    for (int i = 0; i < M; ++i) {
+        float* c = C + static_cast<std::size_t>(i) * ldc;
+        for (int r = 0; r < nw; ++r) c[r] += alpha * t[r][i];
+    }
+}
+
+// Columns [n0, n1) of C for all M rows, depth [p0, p0 + kc) from At. W is streamed once (from L3
+// or memory), so each tile prefetches the next one's rows into L2.
+template <int V, int R>
+void few_rows_columns(float* C, int ldc, const float* At, int M, const float* W, int ldw, int n0, int n1, int p0,
+                      int kc, float alpha) {
+    for (int j = n0; j < n1; j += R) {
+        const int nw = std::min(R, n1 - j);
+        const int next_rows = std::max(0, std::min(R, n1 - j - R));
+        const float* w = W + static_cast<std::size_t>(j) * ldw + p0;
+        few_rows_tile<V, R>(C + j, ldc, At, M, w, ldw, nw, kc, alpha, w + static_cast<std::size_t>(R) * ldw, next_rows);
+    }
+}
+
+// Columns [n0, n1) of C = A W^T for M < few_rows_max rows; `buf` holds At (gemm's buffer).
+// Out of line: inlined into gemm, GCC spilled accumulators to the stack.
+[[gnu::noinline]] inline void gemm_few_rows(float* C, int ldc, const float* A, int lda, const float* W, int ldw,
+                                            int M, int n0, int n1, int K, float alpha, float* buf) {
+    if (M <= dot_rows_max) return gemm_dot_rows(C, ldc, A, lda, W, ldw, M, n0, n1, K, alpha);
+    const int V = (M + 7) / 8, Mp = 8 * V;
+    const int kc_chunk = few_rows_depth_chunk(K);
+    for (int p0 = 0; p0 < K; p0 += kc_chunk) {
+        const int kc = std::min(kc_chunk, K - p0);
+        pack_a_lanes(buf, Mp, A, lda, M, p0, kc);
+        // R x V accumulators and V vectors of At within the 32 vector registers
+        switch (V) {
+            case 1: few_rows_columns<1, 8>(C, ldc, buf, M, W, ldw, n0, n1, p0, kc, alpha); break;
+            case 2: few_rows_columns<2, 8>(C, ldc, buf, M, W, ldw, n0, n1, p0, kc, alpha); break;
+            case 3: few_rows_columns<3, 8>(C, ldc, buf, M, W, ldw, n0, n1, p0, kc, alpha); break;
+            default: few_rows_columns<4, 6>(C, ldc, buf, M, W, ldw, n0, n1, p0, kc, alpha); break;
         }
     }
 }
