@@ -253,6 +253,34 @@ TEST_CASE("mlm train --recipe: sets the recipe's knobs, the options given overri
     CHECK_FALSE(fs::exists(r.dir + "/bad"));
 }
 
+TEST_CASE("mlm train --batch-size: batches of that many sentences, also under a token-budget recipe") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    const std::vector<std::string> base = {"train", "--train", kTrainXz, "--max-sentences", "300", "--valid", kValid,
+                                           "--tokenizer", r.tokenizer, "--dim", "32", "--heads", "2", "--layers", "1",
+                                           "--max-steps", "2", "--eval-sentences", "50", "--progress", "none",
+                                           "--recipe", "best"};
+    auto with = [&](std::vector<std::string> more) {
+        std::vector<std::string> args = base;
+        args.insert(args.end(), more.begin(), more.end());
+        return args;
+    };
+    const std::string out = r.dir + "/batch_size_run";
+    const Result given = run_mlm(with({"--batch-size", "16", "--out", out}));
+    REQUIRE_MESSAGE(given.code == 0, given.err);
+    const json t = json::parse(read_all(out + "/trainer_state.json")).at("trainer_config");
+    CHECK(t.at("batch_size") == 16);
+    CHECK(t.at("batch_tokens") == 0);  // the recipe's 4,096-token budget is off
+    CHECK(t.at("optimizer") == "adamw");  // the recipe's other knobs stay
+    // both: --batch-size would be ignored, so the run is refused before anything is written
+    const std::string both = r.dir + "/batch_both_run";
+    check_one_error_line(run_mlm(with({"--batch-size", "16", "--batch-tokens", "512", "--out", both})), "--batch-tokens");
+    CHECK_FALSE(fs::exists(both));
+    // --batch-tokens 0 with it is the same request as --batch-size alone
+    const Result zero = run_mlm(with({"--batch-size", "16", "--batch-tokens", "0", "--out", r.dir + "/batch_zero_run"}));
+    CHECK_MESSAGE(zero.code == 0, zero.err);
+}
+
 TEST_CASE("mlm eval: the metrics, identical to the C++ API") {
     const Run& r = run();
     REQUIRE(r.train.code == 0);

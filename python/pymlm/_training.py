@@ -256,7 +256,9 @@ class Trainer:
         without ``config`` trains with DEFAULT_RECIPE, and a ModelConfig you pass is used as given.
     config: a TrainerConfig to start from (then no recipe applies unless ``recipe`` is given);
         keyword ``options`` set its fields by name (epochs, max_steps, batch_size, lr, schedule,
-        seed, out_dir, eval_every_steps, ...; see TrainerConfig), over the recipe's.
+        seed, out_dir, eval_every_steps, ...; see TrainerConfig), over the recipe's;
+        ``batch_size`` without ``batch_tokens`` means batches of that many sentences (it sets
+        batch_tokens to 0).
         ``mask_prob`` sets masking.mask_probability; ``masking`` and ``eval`` accept
         MaskingOptions / EvalOptions or dicts; ``dropout`` and ``norm_placement`` set those
         ModelConfig knobs (when the model is a ModelConfig).
@@ -333,6 +335,15 @@ class Trainer:
             elif name == "out_dir":
                 value = ""
             setattr(cfg, name, value)
+        # batch_size asks for batches of that many sentences: it turns off a recipe's token budget
+        if "batch_size" in options:
+            if "batch_tokens" not in options:
+                cfg.batch_tokens = 0
+            elif cfg.batch_tokens > 0:
+                raise ValueError(
+                    "batch_size=%d and batch_tokens=%d: give one (token-budget batches ignore batch_size; "
+                    "cap their sentences with max_batch_sequences)" % (cfg.batch_size, cfg.batch_tokens)
+                )
         cfg.progress = "none"  # tqdm instead
         cfg.validate()
 

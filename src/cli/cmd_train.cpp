@@ -112,6 +112,7 @@ struct TrainArgs {
     Knobs<TrainerConfig> trainer;
     Knobs<ModelConfig> model;
     CLI::Option* vocab_size_opt = nullptr;
+    CLI::Option *batch_size_opt = nullptr, *batch_tokens_opt = nullptr;
     CLI::Option *train_opt = nullptr, *valid_opt = nullptr, *holdout_opt = nullptr, *max_sentences_opt = nullptr,
                 *cache_dir_opt = nullptr, *no_cache_opt = nullptr;
 };
@@ -154,6 +155,20 @@ void load_data_options(TrainArgs& a) {
     } catch (const nlohmann::json::exception& e) {
         throw CheckpointError(path + ": not a valid record of the run's data options (" + e.what() +
                               "); give them again (--train, --valid, --holdout, --max-sentences)");
+    }
+}
+
+// --batch-size asks for batches of that many sentences, so it turns off a recipe's (or the stored
+// run's) token budget; with --batch-tokens as well it would be ignored, which is refused.
+void apply_batch_options(const TrainArgs& a, TrainerConfig& c) {
+    if (a.batch_size_opt->count() == 0) return;
+    if (a.batch_tokens_opt->count() == 0) {
+        c.batch_tokens = 0;
+    } else if (c.batch_tokens > 0) {
+        throw std::invalid_argument("--batch-size " + std::to_string(c.batch_size) + " and --batch-tokens " +
+                                    std::to_string(c.batch_tokens) +
+                                    ": give one (token-budget batches ignore --batch-size; cap their sentences "
+                                    "with --max-batch-sequences)");
     }
 }
 
@@ -224,6 +239,7 @@ int run_train(TrainArgs& a) {
         // change that would make the resumed run differ from an uninterrupted one
         if (a.recipe_opt->count() > 0) apply_recipe(recipe_from_string(a.recipe), model_config, config);
         a.trainer.apply_given(config);
+        apply_batch_options(a, config);
         a.model.apply_given(model_config);
         if (tok.vocab_size() != model_config.vocab_size)
             throw CheckpointError("cannot resume the run in " + a.out + ": " + tok_file + " has " +
@@ -237,6 +253,7 @@ int run_train(TrainArgs& a) {
         model_config = a.model.values;
         apply_recipe(recipe_from_string(a.recipe), model_config, config);
         a.trainer.apply_given(config);
+        apply_batch_options(a, config);
         a.model.apply_given(model_config);
         config.out_dir = a.out;
         config.validate();
@@ -461,12 +478,12 @@ Command add_train_command(CLI::App& app) {
         ->group(length);
 
     // batches
-    T.option(cmd, "--batch-size", [](TrainerConfig& c) -> std::size_t& { return c.batch_size; },
-             "Sentences per batch (when --batch-tokens is 0)")
-        ->group(batch);
-    T.option(cmd, "--batch-tokens", [](TrainerConfig& c) -> std::size_t& { return c.batch_tokens; },
+    a.batch_size_opt = T.option(cmd, "--batch-size", [](TrainerConfig& c) -> std::size_t& { return c.batch_size; },
+                                "Sentences per batch (given alone, it turns a recipe's --batch-tokens off)")
+                           ->group(batch);
+    a.batch_tokens_opt = T.option(cmd, "--batch-tokens", [](TrainerConfig& c) -> std::size_t& { return c.batch_tokens; },
              "Token-budget batches of at most this many real tokens, length-bucketed (e.g. 4096; 0: off)")
-        ->group(batch);
+                             ->group(batch);
     T.option(cmd, "--max-batch-sequences", [](TrainerConfig& c) -> std::size_t& { return c.max_batch_sequences; },
              "With --batch-tokens: at most this many sentences per batch (0: no cap)")
         ->group(batch);

@@ -331,3 +331,16 @@ def test_recipes(tokenizer, tiny_config, sentences):
         pymlm.Trainer(pymlm.Model(tiny_config), tokenizer, sentences[:100], dropout=0.2, progress=False)
     with pytest.raises(TypeError, match="recipe"):
         pymlm.Trainer(tiny_config, tokenizer, sentences[:100], recipe=1, progress=False)
+
+
+def test_batch_size_turns_off_a_recipes_token_budget(tokenizer, tiny_config, sentences):
+    t = pymlm.Trainer(tiny_config, tokenizer, sentences[:100], recipe="best", batch_size=16, max_steps=1,
+                      progress=False)
+    assert t.config.batch_size == 16 and t.config.batch_tokens == 0
+    assert t.config.optimizer == "adamw"                           # the recipe's other knobs stay
+    t = pymlm.Trainer(tiny_config, tokenizer, sentences[:100], recipe="best", batch_tokens=512, max_steps=1,
+                      progress=False)
+    assert t.config.batch_tokens == 512
+    with pytest.raises(ValueError, match="batch_tokens"):
+        pymlm.Trainer(tiny_config, tokenizer, sentences[:100], recipe="best", batch_size=16, batch_tokens=512,
+                      max_steps=1, progress=False)
