@@ -1,14 +1,17 @@
 // mlm/trainer.hpp — the training loop: batches, optimizer, schedule, evaluation, checkpoints.
 //
-// Trainer runs masked-language-model pre-training of an Encoder<float> on a tokenized corpus,
-// with the original notebook's recipe by default (TrainerConfig): Adam (not AdamW, no weight
+// Trainer runs masked-language-model pre-training of an Encoder<float> on a tokenized corpus.
+// TrainerConfig's defaults are the original notebook's recipe: Adam (not AdamW, no weight
 // decay), PyTorch OneCycleLR peaking at 6e-4 over the whole run (beta1 cycled 0.95 -> 0.85 -> 0.95),
 // 128 sentences per batch, 100 epochs, 15% of the tokens masked. (Dropout 0.1 is a model knob,
-// ModelConfig::dropout.)
+// ModelConfig::dropout.) apply_recipe(Recipe::best, ...) sets the project's recipe instead, which
+// trains a better model in the same time (docs/quality.md) and is what `mlm train` and
+// pymlm.Trainer use unless told otherwise.
 //
 //   mlm::Tokenizer tok = mlm::Tokenizer::load("tokenizer.model");
 //   mlm::ModelConfig model;                         // vocab_size must be tok.vocab_size()
-//   mlm::TrainerConfig config;                      // the reference recipe
+//   mlm::TrainerConfig config;                      // the original recipe
+//   mlm::apply_recipe(mlm::Recipe::best, model, config);   // or the project's
 //   config.out_dir = "runs/wiki";
 //   config.epochs = 3;
 //   mlm::Trainer trainer(model, tok, config);

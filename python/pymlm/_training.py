@@ -28,7 +28,7 @@ from ._core import (
 __all__ = ["Trainer", "Callback", "History", "plot_history", "DEFAULT_RECIPE"]
 
 #: The recipe of a Trainer made without ``recipe`` or ``config``: the same as ``mlm train``'s.
-DEFAULT_RECIPE = "original"
+DEFAULT_RECIPE = "best"
 _MODEL_OPTIONS = ("dropout", "norm_placement")
 
 PathLike = Union[str, "os.PathLike[str]"]

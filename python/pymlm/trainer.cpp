@@ -147,7 +147,8 @@ tokens mask_fraction become [MASK], random_fraction a random token, the rest sta
     // ---- TrainerConfig -----------------------------------------------------------------------------
     py::class_<TrainerConfig> cfg(m, "TrainerConfig", R"doc(
 The training recipe. The defaults are the original's: Adam, one-cycle LR peaking at 6e-4, batches
-of 128 sentences, 100 epochs, 15% masking, evaluation at the end of every epoch.
+of 128 sentences, 100 epochs, 15% masking, evaluation at the end of every epoch. pymlm.Trainer
+without a config uses pymlm.DEFAULT_RECIPE ("best") instead; pymlm.apply_recipe sets a recipe here.
 
     config = pymlm.TrainerConfig(epochs=2, batch_size=64, out_dir="runs/demo")
     config.masking.mask_probability = 0.2

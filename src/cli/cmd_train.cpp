@@ -30,7 +30,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // The recipe of `mlm train` without --recipe.
-constexpr Recipe kDefaultRecipe = Recipe::original;
+constexpr Recipe kDefaultRecipe = Recipe::best;
 
 // ---- Ctrl-C: the first asks the trainer to stop after the current step (and checkpoint), the
 // second kills the program.
