@@ -281,6 +281,22 @@ TEST_CASE("mlm train --batch-size: batches of that many sentences, also under a 
     CHECK_MESSAGE(zero.code == 0, zero.err);
 }
 
+TEST_CASE("mlm train: a run that ends before its first step says that no checkpoint was written") {
+    const Run& r = run();
+    REQUIRE(r.train.code == 0);
+    const std::string out = r.dir + "/no_step_run";
+    // the evaluation at the start alone takes longer than the budget
+    const Result ended = run_mlm({"train", "--train", kTrainXz, "--max-sentences", "300", "--valid", kValid,
+                                  "--tokenizer", r.tokenizer, "--dim", "32", "--heads", "2", "--layers", "1",
+                                  "--max-steps", "5", "--eval-at-start", "--progress", "none",
+                                  "--max-total-time", "0.000001", "--out", out});
+    CHECK_MESSAGE(ended.code == 0, ended.err);
+    CHECK_MESSAGE(ended.out.find("after 0 steps") != std::string::npos, ended.out);
+    CHECK_MESSAGE(ended.out.find("no checkpoint written") != std::string::npos, ended.out);
+    CHECK(ended.out.find("checkpoint: ") == std::string::npos);
+    CHECK_FALSE(fs::exists(out + "/trainer_state.safetensors"));
+}
+
 TEST_CASE("mlm eval: the metrics, identical to the C++ API") {
     const Run& r = run();
     REQUIRE(r.train.code == 0);

@@ -361,8 +361,11 @@ int run_train(TrainArgs& a) {
     if (std::isfinite(r.best_val_loss))
         std::printf("best validation loss %.4f at step %s%s\n", r.best_val_loss, with_commas(r.best_step).c_str(),
                     config.save_best ? (" (" + (fs::path(a.out) / "best").string() + ")").c_str() : "");
-    std::printf("checkpoint: %s%s\n", a.out.c_str(),
-                r.stop_reason == StopReason::finished ? "" : " (continue with the same command and --resume)");
+    if (r.checkpoint_step >= 0)
+        std::printf("checkpoint: %s%s\n", a.out.c_str(),
+                    r.stop_reason == StopReason::finished ? "" : " (continue with the same command and --resume)");
+    else if (r.stop_reason != StopReason::non_finite)
+        std::printf("no checkpoint written: the run ended (%s) before its first step\n", to_string(r.stop_reason));
     if (r.stop_reason == StopReason::non_finite) {
         const std::string saved =
             r.checkpoint_step >= 0
