@@ -279,7 +279,6 @@ inline void dot_block(float* C, int ldc, const float* A, int lda, const float* W
     }
 }
 
-
 // Columns [n0, n1) of C = A W^T for M <= 4 rows, both read in place; the rows of W 2 blocks on
 // are prefetched into L2.
 inline void gemm_dot_rows(float* C, int ldc, const float* A, int lda, const float* W, int ldw, int M, int n0,
@@ -365,7 +364,8 @@ void few_rows_columns(float* C, int ldc, const float* At, int M, const float* W,
         const int nw = std::min(R, n1 - j);
         const int next_rows = std::max(0, std::min(R, n1 - j - R));
         const float* w = W + static_cast<std::size_t>(j) * ldw + p0;
-        few_rows_tile<V, R>(C + j, ldc, At, M, w, ldw, nw, kc, alpha, w + static_cast<std::size_t>(R) * ldw, next_rows);
+        const float* next = next_rows > 0 ? w + static_cast<std::size_t>(R) * ldw : w;  // never past W's end
+        few_rows_tile<V, R>(C + j, ldc, At, M, w, ldw, nw, kc, alpha, next, next_rows);
     }
 }
 
