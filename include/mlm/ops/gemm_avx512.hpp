@@ -52,10 +52,11 @@ constexpr std::size_t a_block_floats = std::size_t(mc_max) * padded_stride(kc_ma
 constexpr std::size_t buffer_floats = a_block_floats + std::size_t(kc_max) * nc_max;
 
 // The depth chunk: K itself when it fits, otherwise K cut into equal chunks (a multiple of 8)
-// no longer than kc_max. Depends on K only, which is what makes results thread-count independent.
-inline int depth_chunk(int K) {
-    if (K <= kc_max) return K;
-    const int chunks = (K + kc_max - 1) / kc_max;
+// no longer than `max` (a multiple of 8). Depends on K only, which is what makes results
+// thread-count independent.
+inline int depth_chunk(int K, int max = kc_max) {
+    if (K <= max) return K;
+    const int chunks = (K + max - 1) / max;
     return ((K + chunks - 1) / chunks + 7) / 8 * 8;
 }
 
@@ -220,12 +221,6 @@ constexpr int few_rows_max = 32;
 constexpr int few_rows_kc_max = 8192;
 static_assert(std::size_t(few_rows_kc_max) * few_rows_max <= buffer_floats, "At fits the buffer");
 
-inline int few_rows_depth_chunk(int K) {
-    if (K <= few_rows_kc_max) return K;
-    const int chunks = (K + few_rows_kc_max - 1) / few_rows_kc_max;
-    return (K + chunks - 1) / chunks;
-}
-
 // ---- 1 to 4 rows: dot products along k, 16-lane vectors, reduced across lanes at the end. A
 // block of up to 4 rows of A against 4 rows of W keeps 16 accumulators.
 constexpr int dot_rows_max = 4;
@@ -375,7 +370,7 @@ void few_rows_columns(float* C, int ldc, const float* At, int M, const float* W,
                                             int M, int n0, int n1, int K, float alpha, float* buf) {
     if (M <= dot_rows_max) return gemm_dot_rows(C, ldc, A, lda, W, ldw, M, n0, n1, K, alpha);
     const int V = (M + 7) / 8, Mp = 8 * V;
-    const int kc_chunk = few_rows_depth_chunk(K);
+    const int kc_chunk = depth_chunk(K, few_rows_kc_max);
     for (int p0 = 0; p0 < K; p0 += kc_chunk) {
         const int kc = std::min(kc_chunk, K - p0);
         pack_a_lanes(buf, Mp, A, lda, M, p0, kc);
