@@ -222,6 +222,21 @@ TEST_CASE("mlm train --resume: keeps the run's --cache-dir; one cache file per f
     CHECK(other_path.err.find("(tokenized") == std::string::npos);
 }
 
+TEST_CASE("mlm train without --recipe: the best recipe, the options given over it") {
+    const Run& r = run();
+    REQUIRE_MESSAGE(r.train.code == 0, r.train.err);
+    const json t = json::parse(read_all(r.out + "/trainer_state.json")).at("trainer_config");
+    CHECK(t.at("optimizer") == "adamw");
+    CHECK(t.at("schedule") == "warmup_cosine");
+    CHECK(t.at("clip_grad_norm").get<double>() == 1.0);
+    CHECK(t.at("masking").at("mask_probability").get<double>() == doctest::Approx(0.3));
+    CHECK(t.at("batch_tokens") == 1024);        // given
+    CHECK(t.at("lr").get<double>() == 3e-3);    // given
+    const json model = json::parse(read_all(r.out + "/config.json"));
+    CHECK(model.at("norm_placement") == "pre");
+    CHECK(model.at("dropout").get<double>() == 0.0);
+}
+
 TEST_CASE("mlm train --recipe: sets the recipe's knobs, the options given override them, resume keeps them") {
     const Run& r = run();
     REQUIRE(r.train.code == 0);
