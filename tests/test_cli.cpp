@@ -289,7 +289,7 @@ TEST_CASE("mlm train --batch-size: batches of that many sentences, also under a 
     CHECK(t.at("optimizer") == "adamw");  // the recipe's other knobs stay
     // both: --batch-size would be ignored, so the run is refused before anything is written
     const std::string both = r.dir + "/batch_both_run";
-    check_one_error_line(run_mlm(with({"--batch-size", "16", "--batch-tokens", "512", "--out", both})), "--batch-tokens");
+    check_one_error_line(run_mlm(with({"--batch-size", "16", "--batch-tokens", "512", "--out", both})), "batch_tokens 512");
     CHECK_FALSE(fs::exists(both));
     // --batch-tokens 0 with it is the same request as --batch-size alone
     const Result zero = run_mlm(with({"--batch-size", "16", "--batch-tokens", "0", "--out", r.dir + "/batch_zero_run"}));

@@ -83,7 +83,6 @@ mlm::TrainerConfig writer_config(const std::string& dir) {
     c.batch_size = 4;
     c.save_best = false;
     c.checkpoint_every_minutes = 0;
-    c.progress = mlm::ProgressMode::none;
     c.threads = 1;
     c.seed = 3;
     c.out_dir = dir;

@@ -75,7 +75,6 @@ mlm::ModelConfig tiny_model(int vocab, float dropout) {
 
 mlm::TrainerConfig quiet_config() {
     mlm::TrainerConfig c;
-    c.progress = mlm::ProgressMode::none;
     c.checkpoint_every_minutes = 0;
     return c;
 }

@@ -40,6 +40,7 @@
 
 #include "batch.hpp"
 #include "data.hpp"
+#include "fields.hpp"
 #include "random.hpp"
 #include "tokenizer.hpp"
 
@@ -77,6 +78,20 @@ struct MaskingOptions {
                  std::to_string(mask_fraction) + " and " + std::to_string(random_fraction));
     }
 };
+
+inline const auto& fields(const MaskingOptions*) {
+    using M = MaskingOptions;
+    static const auto table = std::make_tuple(
+        field(&M::mask_probability, "mask_probability", Role::recipe, "masking", "Share of the tokens selected for prediction"),
+        field(&M::mask_fraction, "mask_fraction", Role::recipe, "masking", "Of the selected tokens: replaced by [MASK] (BERT: 0.8)"),
+        field(&M::random_fraction, "random_fraction", Role::recipe, "masking",
+              "Of the selected tokens: replaced by a random token (BERT: 0.1)"),
+        field(&M::whole_word, "whole_word", Role::recipe, "masking", "Select whole words"),
+        field(&M::at_least_one, "at_least_one", Role::recipe, "masking", "Mask at least one token per sentence"));
+    return table;
+}
+MLM_CHECK_FIELD_TABLE(MaskingOptions);
+inline bool operator==(const MaskingOptions& a, const MaskingOptions& b) { return fields_equal(a, b); }
 
 // The original's padded layout: row-major (B, T), rows right-padded with pad_id.
 struct PaddedBatch {

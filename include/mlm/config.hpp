@@ -9,6 +9,9 @@
 //   config.validate();                  // throws std::invalid_argument naming the bad field
 //   std::string json = mlm::to_json(config);   // config.json of a checkpoint (compiled part)
 //
+// The fields are declared once, in the table after the struct (fields.hpp): JSON, equality, the
+// Python attributes and the `mlm train` options come from it.
+//
 // Header-only apart from the JSON round trip, which lives in the compiled library (src/config.cpp).
 #pragma once
 
@@ -18,6 +21,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "fields.hpp"
+
 namespace mlm {
 
 // Where each block applies its RMSNorm.
@@ -25,12 +30,13 @@ namespace mlm {
 //   pre:       x = x + f(norm(x))          (the usual pre-norm transformer)
 enum class NormPlacement { reference, pre };
 
-inline const char* to_string(NormPlacement p) { return p == NormPlacement::pre ? "pre" : "reference"; }
-
+inline const auto& enum_names(const NormPlacement*) {
+    static const EnumName<NormPlacement> names[] = {{NormPlacement::reference, "reference"}, {NormPlacement::pre, "pre"}};
+    return names;
+}
+inline const char* to_string(NormPlacement p) { return enum_name(p); }
 inline NormPlacement norm_placement_from_string(const std::string& s) {
-    if (s == "reference") return NormPlacement::reference;
-    if (s == "pre") return NormPlacement::pre;
-    throw std::invalid_argument("norm_placement must be \"reference\" or \"pre\", got \"" + s + "\"");
+    return enum_from_name<NormPlacement>(s, "norm_placement");
 }
 
 struct ModelConfig {
@@ -104,6 +110,30 @@ struct ModelConfig {
         if (pad_id == mask_id) fail("pad_id and mask_id must differ");
     }
 };
+
+inline const auto& fields(const ModelConfig*) {
+    using C = ModelConfig;
+    static const auto table = std::make_tuple(
+        field(&C::vocab_size, "vocab_size", Role::run, "model", "Token ids (the tokenizer's vocab size)"),
+        field(&C::dim, "dim", Role::run, "model", "Model width"),
+        field(&C::n_heads, "n_heads", Role::run, "model", "Attention heads (dim % n_heads == 0)"),
+        field(&C::n_layers, "n_layers", Role::run, "model", "Encoder blocks"),
+        field(&C::ffn_mult, "ffn_mult", Role::run, "model", "Feed-forward width / dim"),
+        field(&C::max_len, "max_len", Role::run, "model", "Longest sequence (longer ones are truncated)"),
+        field(&C::dropout, "dropout", Role::recipe, "model", "Dropout probability"),
+        field(&C::norm_eps, "norm_eps", Role::run, "model", "RMSNorm epsilon"),
+        field(&C::unk_id, "unk_id", Role::run, "model", "Id of [UNK]"),
+        field(&C::pad_id, "pad_id", Role::run, "model", "Id of [PAD]"),
+        field(&C::mask_id, "mask_id", Role::run, "model", "Id of [MASK]"),
+        field(&C::norm_placement, "norm_placement", Role::recipe, "model",
+              "reference: x = norm(x); x = x + f(x) (the original), pre: x = x + f(norm(x))"),
+        field(&C::init_std, "init_std", Role::run, "model", "Std of the initial weights"));
+    return table;
+}
+MLM_CHECK_FIELD_TABLE(ModelConfig);
+
+inline bool operator==(const ModelConfig& a, const ModelConfig& b) { return fields_equal(a, b); }
+inline bool operator!=(const ModelConfig& a, const ModelConfig& b) { return !(a == b); }
 
 // config.json of a checkpoint. Unknown keys are an error, missing keys take the defaults.
 // Implemented in the compiled library (link mlm::mlm).

@@ -41,6 +41,7 @@
 #include "collator.hpp"
 #include "data.hpp"
 #include "encoder.hpp"
+#include "fields.hpp"
 #include "random.hpp"
 #include "tokenizer.hpp"
 
@@ -63,6 +64,21 @@ struct EvalOptions {
         if (top_k < 1) fail("top_k must be positive, got " + std::to_string(top_k));
     }
 };
+
+inline const auto& fields(const EvalOptions*) {
+    using E = EvalOptions;
+    static const auto table = std::make_tuple(
+        field(&E::seed, "seed", Role::run, "evaluation", "Seed of the evaluation masks"),
+        field(&E::mask_probability, "mask_probability", Role::run, "evaluation", "MLM part: share of the tokens masked"),
+        field(&E::max_sentences, "max_sentences", Role::run, "evaluation", "Evaluate on the first N held-out sentences (0: all)"),
+        field(&E::batch_tokens, "batch_tokens", Role::run, "evaluation", "Tokens per evaluation batch"),
+        field(&E::top_k, "top_k", Role::run, "evaluation", "k of the single-mask top-k accuracy"),
+        field(&E::mlm, "mlm", Role::run, "evaluation", "Compute the MLM loss and accuracy"),
+        field(&E::single_mask, "single_mask", Role::run, "evaluation", "Compute the single-mask metrics"));
+    return table;
+}
+MLM_CHECK_FIELD_TABLE(EvalOptions);
+inline bool operator==(const EvalOptions& a, const EvalOptions& b) { return fields_equal(a, b); }
 
 struct EvalMetrics {
     int64_t sentences = 0;               // sentences evaluated

@@ -45,6 +45,7 @@
 #include <variant>
 #include <vector>
 
+#include "fields.hpp"
 #include "ops/common.hpp"
 
 #include "parameters.hpp"
@@ -402,6 +403,10 @@ private:
 };
 
 enum class AnnealStrategy { cos, linear };
+inline const auto& enum_names(const AnnealStrategy*) {
+    static const EnumName<AnnealStrategy> names[] = {{AnnealStrategy::cos, "cos"}, {AnnealStrategy::linear, "linear"}};
+    return names;
+}
 
 // torch.optim.lr_scheduler.OneCycleLR's arguments, with its defaults (max_lr is lr_max here).
 struct OneCycleOptions {

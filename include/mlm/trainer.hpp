@@ -1,12 +1,10 @@
 // mlm/trainer.hpp — the training loop: batches, optimizer, schedule, evaluation, checkpoints.
 //
 // Trainer runs masked-language-model pre-training of an Encoder<float> on a tokenized corpus.
-// TrainerConfig's defaults are the original notebook's recipe: Adam (not AdamW, no weight
-// decay), PyTorch OneCycleLR peaking at 6e-4 over the whole run (beta1 cycled 0.95 -> 0.85 -> 0.95),
-// 128 sentences per batch, 100 epochs, 15% of the tokens masked. (Dropout 0.1 is a model knob,
-// ModelConfig::dropout.) apply_recipe(Recipe::best, ...) sets the project's recipe instead, which
-// trains a better model in the same time (docs/quality.md) and is what `mlm train` and
-// pymlm.Trainer use unless told otherwise.
+// Its knobs are a TrainerConfig (trainer_config.hpp: the field table, the recipes); a whole run
+// (recipe, options, data files, holdout, resume) is assembled by assemble_run (run.hpp), which is
+// what `mlm train` and pymlm.Trainer call. The library prints nothing: progress, evaluations and
+// notices reach the caller through on_step, on_eval and on_notice.
 //
 //   mlm::Tokenizer tok = mlm::Tokenizer::load("tokenizer.model");
 //   mlm::ModelConfig model;                         // vocab_size must be tok.vocab_size()
@@ -17,6 +15,7 @@
 //   mlm::Trainer trainer(model, tok, config);
 //   trainer.set_data(mlm::tokenize_file(tok, "train.txt.xz"), mlm::tokenize_file(tok, "valid.txt"));
 //   trainer.on_step = [](const mlm::StepRecord& r) { return false; };   // true requests a stop
+//   trainer.on_notice = [](const mlm::Notice& n) { std::cerr << n.text << "\n"; };
 //   if (mlm::Trainer::has_state(config.out_dir)) trainer.resume();   // continue an interrupted run
 //   mlm::TrainResult result = trainer.train();
 //
@@ -40,10 +39,7 @@
 // Determinism and exact resume: batch plans come from (seed, epoch) (Batcher), masks from (seed,
 // epoch, sample index) (MaskingCollator), dropout from (seed, step, micro-batch), so nothing
 // depends on a sequential random state. A resumed run therefore repeats the uninterrupted run bit
-// for bit (losses and final weights) at the same thread count. (Caveat: the engine's last bits
-// currently depend on the heap alignment of its workspace; until it aligns that itself, the `mlm`
-// program and the tests fix glibc's mmap threshold so large buffers always share one alignment —
-// see src/cli/main.cpp.)
+// for bit (losses and final weights).
 //
 // The run directory `out_dir` (nothing is written when it is empty):
 //   config.json, model.safetensors, tokenizer.model   the latest model (a checkpoint MaskedLM loads)
@@ -52,6 +48,8 @@
 //                                                      state JSON in its metadata ("trainer_state")
 //   trainer_state.json                                 the same state JSON, for people
 //   log.jsonl                                          one JSON object per step (see StepRecord)
+//   data.json                                          the data options of the run (run.hpp), when
+//                                                      it was assembled from files
 //   best/                                              the model with the lowest validation loss
 //                                                      (config.json, model.safetensors,
 //                                                      tokenizer.model, metrics.json)
@@ -96,110 +94,13 @@
 #include "metrics.hpp"
 #include "optimizer.hpp"
 #include "tokenizer.hpp"
+#include "trainer_config.hpp"
 
 namespace mlm {
 
-enum class OptimizerKind { adam, adamw };          // adam: L2 decay (torch.optim.Adam), adamw: decoupled
-enum class ScheduleKind { one_cycle, constant, warmup_linear, warmup_cosine };
-enum class NonFinitePolicy { skip, stop };
-enum class ProgressMode { automatic, bar, lines, none };  // automatic: a bar on a terminal, else lines
-
-const char* to_string(OptimizerKind k);
-const char* to_string(ScheduleKind k);
-const char* to_string(NonFinitePolicy k);
-const char* to_string(ProgressMode k);
-OptimizerKind optimizer_kind_from_string(const std::string& s);
-ScheduleKind schedule_kind_from_string(const std::string& s);
-NonFinitePolicy non_finite_policy_from_string(const std::string& s);
-ProgressMode progress_mode_from_string(const std::string& s);
-
-struct TrainerConfig {
-    // ---- how long (0: no limit; at least one must be set) ----
-    int64_t epochs = 100;
-    int64_t max_steps = 0;        // optimizer steps
-    int64_t max_tokens = 0;       // real (unpadded) tokens fed to the model
-    double max_time_s = 0;        // wall time of one session (train() call); see the file comment
-    double max_total_time_s = 0;  // wall time of the whole run, over all its sessions
-
-    // ---- batches ----
-    std::size_t batch_size = 128;       // sentences per batch (when batch_tokens == 0)
-    std::size_t batch_tokens = 0;       // > 0: token-budget batches of at most this many real tokens
-    std::size_t max_batch_sequences = 0;  // token-budget mode: cap on sentences per batch (0: none)
-    BatcherOptions::Bucketing bucketing = BatcherOptions::Bucketing::automatic;  // on in token mode
-    int grad_accum = 1;                 // batches per optimizer step
-
-    // ---- optimizer ----
-    OptimizerKind optimizer = OptimizerKind::adam;
-    double lr = 6e-4;                  // peak (one-cycle, warm-up schedules) or constant lr
-    double beta1 = 0.9;                // when the schedule does not cycle it
-    double beta2 = 0.999;
-    double eps = 1e-8;
-    double weight_decay = 0.0;
-    bool decay_weights_only = false;   // exempt norm scales, biases and embeddings from decay
-    double clip_grad_norm = 0.0;       // > 0: clip the global gradient norm to this
-
-    // ---- schedule ----
-    ScheduleKind schedule = ScheduleKind::one_cycle;
-    double lr_min = 0.0;               // warm-up schedules: final lr
-    int64_t warmup_steps = 0;          // warm-up schedules; see warmup_fraction
-    double warmup_fraction = 0.0;      // > 0 and warmup_steps == 0: warmup = fraction * total
-    double pct_start = 0.3;            // one-cycle (torch's OneCycleLR arguments)
-    double div_factor = 25.0;
-    double final_div_factor = 1e4;
-    bool three_phase = false;
-    bool anneal_linear = false;        // false: cosine annealing
-    bool cycle_momentum = true;
-    double base_momentum = 0.85;
-    double max_momentum = 0.95;
-    int64_t schedule_steps = 0;        // > 0: the schedule's length instead of the derived one
-
-    // ---- masking and randomness ----
-    MaskingOptions masking;            // 15% of the tokens, all replaced by [MASK]
-    uint64_t seed = 0;                 // initial weights, batch plans, masks, dropout
-
-    // ---- evaluation (on the held-out corpus given to set_data) ----
-    int64_t eval_every_steps = 0;      // 0: at the end of every epoch
-    bool eval_at_start = false;
-    EvalOptions eval;                  // fixed seed 1234, see metrics.hpp
-    bool save_best = true;             // keep out_dir/best by validation loss
-
-    // ---- checkpoints and logs ----
-    std::string out_dir;               // empty: write nothing
-    int64_t checkpoint_every_steps = 0;
-    double checkpoint_every_minutes = 30.0;
-    bool checkpoint_on_stop = true;
-    bool overwrite = false;            // allow starting a new run in a directory that holds one
-    ProgressMode progress = ProgressMode::automatic;
-    int64_t log_every_steps = 50;      // progress lines when not on a terminal
-
-    // ---- failures and threads ----
-    NonFinitePolicy on_non_finite = NonFinitePolicy::skip;
-    int max_non_finite_skips = 10;     // consecutive skipped steps before the run stops
-    int threads = 0;                   // OpenMP threads; 0: leave the current setting
-
-    // Throws std::invalid_argument naming the first bad field.
-    void validate() const;
-};
-
-// Training recipes: the knobs that decide how a model learns — block order, dropout, optimizer,
-// learning-rate schedule, batch size, masking — and nothing else (not the model's size, the run's
-// length, the data, evaluation, checkpoints, threads or the seed).
-//   original  the notebook's (docs/quality.md): the block order x = norm(x); x = x + f(x), dropout
-//             0.1, Adam without decay, one-cycle lr peaking at 6e-4 (beta1 cycled), batches of 128
-//             sentences, 15% of the tokens masked. The defaults of ModelConfig and TrainerConfig.
-//   best      the project's, chosen by measurement (docs/quality.md): pre-norm, no dropout, AdamW
-//             (decay 0.01 on weight matrices only), lr 1e-3 with a 5% linear warm-up then cosine
-//             decay to 0, gradient norm clipped to 1, length-bucketed batches of 4,096 real tokens,
-//             30% of the tokens masked (all replaced by [MASK]).
-enum class Recipe { original, best };
-const char* to_string(Recipe r);
-Recipe recipe_from_string(const std::string& s);  // "original" or "best"; else std::invalid_argument
-// Sets the recipe's knobs in `model` and `trainer` and leaves every other field as it is.
-void apply_recipe(Recipe recipe, ModelConfig& model, TrainerConfig& trainer);
-
-// JSON round trip (trainer_state.json). Unknown keys are an error, missing keys take defaults.
-std::string to_json(const TrainerConfig& config);
-TrainerConfig trainer_config_from_json(const std::string& json);
+namespace detail {
+struct RunState;  // the trainer state (src/run_directory.hpp)
+}
 
 // What happened at one optimizer step (one line of log.jsonl).
 struct StepRecord {
@@ -216,6 +117,19 @@ struct StepRecord {
     double tokens_per_s = 0;      // this step's tokens / its duration
     double elapsed_s = 0;         // wall time of the run so far, over all its sessions
     bool skipped = false;         // non-finite loss or gradient: not applied
+    // For display: moving averages over this session's steps (weight 0.95; a skipped step leaves
+    // the loss's), and the time left to the end of the run or of a time budget (NaN: unknown).
+    double loss_smoothed = 0;
+    double tokens_per_s_smoothed = 0;
+    double eta_s = 0;
+};
+
+// Something the caller may want to tell the user: a resume on another thread count, a skipped
+// non-finite step, a held-out split. The library prints nothing itself.
+struct Notice {
+    enum class Kind { info, warning };
+    Kind kind = Kind::info;
+    std::string text;
 };
 
 // One evaluation on the held-out corpus.
@@ -229,7 +143,14 @@ struct EvalRecord {
 };
 
 enum class StopReason { finished, max_time, stopped, non_finite };
-const char* to_string(StopReason r);
+inline const auto& enum_names(const StopReason*) {
+    static const EnumName<StopReason> names[] = {{StopReason::finished, "finished"},
+                                                 {StopReason::max_time, "max_time"},
+                                                 {StopReason::stopped, "stopped"},
+                                                 {StopReason::non_finite, "non_finite"}};
+    return names;
+}
+inline const char* to_string(StopReason r) { return enum_name(r); }
 
 struct TrainResult {
     StopReason stop_reason = StopReason::finished;
@@ -244,6 +165,10 @@ struct TrainResult {
     int64_t skipped_steps = 0;
     int64_t checkpoint_step = -1;  // step of the newest checkpoint in out_dir (-1: none written)
 };
+
+// Why a run stopped on a non-finite loss or gradient and what is left of it, as one sentence for
+// the user ("" for other stops).
+std::string non_finite_stop_message(const TrainResult& result, const std::string& out_dir);
 
 class Trainer {
 public:
@@ -267,7 +192,7 @@ public:
     // Continues the run saved in config.out_dir (or `dir`): parameters, Adam moments, step,
     // position in the data, tokens seen, best loss, elapsed time. Call after set_data() with the
     // same data; the run-defining knobs of the config (everything but how long to run in wall
-    // time, checkpoint / log / progress settings, threads, eval cadence) must equal the stored
+    // time, checkpoint settings, threads, eval cadence: the Role::runtime fields) must equal the stored
     // ones, and the model config too: otherwise std::invalid_argument lists the differences. A
     // damaged or incomplete trainer state throws CheckpointError naming the file and the problem;
     // either way nothing is changed (short of an I/O error while reading). log.jsonl is cut back
@@ -290,11 +215,15 @@ public:
     // Called after every step and every evaluation; returning true requests a stop.
     std::function<bool(const StepRecord&)> on_step;
     std::function<bool(const EvalRecord&)> on_eval;
+    // Called with what the user may want to know (resume() and train() call it).
+    std::function<void(const Notice&)> on_notice;
 
     const Encoder<float>& model() const;
     Encoder<float>& model();
     const Tokenizer& tokenizer() const { return tokenizer_; }
     const TrainerConfig& config() const { return config_; }
+    const TokenizedCorpus& train_data() const;  // as given to set_data()
+    const TokenizedCorpus& valid_data() const;
     const ModelConfig& model_config() const;
     int64_t step() const { return step_; }
     double epoch() const;
@@ -307,11 +236,12 @@ public:
 
 private:
     struct Impl;
+    struct Session;  // one train() call
     void prepare();  // after set_data: batcher, total steps, schedule
     int64_t count_steps() const;
     // with_state: the trainer state too; metrics_json: a metrics.json too (best/).
     void write_checkpoint(const std::string& dir, bool with_state, const std::string& metrics_json = "") const;
-    std::string state_json() const;
+    detail::RunState state() const;
 
     TrainerConfig config_;
     Tokenizer tokenizer_;

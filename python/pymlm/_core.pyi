@@ -50,6 +50,7 @@ def read_lines(path: PathLike, limit: int = 0) -> List[str]:
 class ModelConfig:
     """Hyper-parameters of the encoder; the defaults are the reference model."""
 
+    # -- generated from the C++ field table by scripts/gen_stubs.py; do not edit by hand --
     vocab_size: int
     dim: int
     n_heads: int
@@ -80,6 +81,15 @@ class ModelConfig:
         norm_placement: str = "reference",
         init_std: float = 0.02,
     ) -> None: ...
+    def as_dict(self) -> Dict[str, Any]: ...
+    @staticmethod
+    def field_names() -> List[str]: ...
+    @staticmethod
+    def fields() -> List[Dict[str, Any]]: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __copy__(self) -> ModelConfig: ...
+    def __deepcopy__(self, memo: dict) -> ModelConfig: ...
+    # -- end of the generated part --
     @property
     def head_dim(self) -> int: ...
     @property
@@ -89,9 +99,6 @@ class ModelConfig:
     def to_json(self) -> str: ...
     @staticmethod
     def from_json(text: str) -> ModelConfig: ...
-    def __eq__(self, other: object) -> bool: ...
-    def __copy__(self) -> ModelConfig: ...
-    def __deepcopy__(self, memo: dict) -> ModelConfig: ...
 
 # ---- tokenizer ---------------------------------------------------------------------------------
 
@@ -353,6 +360,7 @@ class Model:
 class EvalOptions:
     """How held-out sentences are evaluated."""
 
+    # -- generated from the C++ field table by scripts/gen_stubs.py; do not edit by hand --
     seed: int
     mask_probability: float
     max_sentences: int
@@ -371,6 +379,15 @@ class EvalOptions:
         mlm: bool = True,
         single_mask: bool = True,
     ) -> None: ...
+    def as_dict(self) -> Dict[str, Any]: ...
+    @staticmethod
+    def field_names() -> List[str]: ...
+    @staticmethod
+    def fields() -> List[Dict[str, Any]]: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __copy__(self) -> EvalOptions: ...
+    def __deepcopy__(self, memo: dict) -> EvalOptions: ...
+    # -- end of the generated part --
 
 class EvalMetrics:
     """Metrics on held-out sentences."""
@@ -492,6 +509,7 @@ class MaskedLM:
 class MaskingOptions:
     """How the trainer masks its batches."""
 
+    # -- generated from the C++ field table by scripts/gen_stubs.py; do not edit by hand --
     mask_probability: float
     mask_fraction: float
     random_fraction: float
@@ -506,10 +524,20 @@ class MaskingOptions:
         whole_word: bool = False,
         at_least_one: bool = False,
     ) -> None: ...
+    def as_dict(self) -> Dict[str, Any]: ...
+    @staticmethod
+    def field_names() -> List[str]: ...
+    @staticmethod
+    def fields() -> List[Dict[str, Any]]: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __copy__(self) -> MaskingOptions: ...
+    def __deepcopy__(self, memo: dict) -> MaskingOptions: ...
+    # -- end of the generated part --
 
 class TrainerConfig:
     """How to train (defaults: the original's recipe; see apply_recipe)."""
 
+    # -- generated from the C++ field table by scripts/gen_stubs.py; do not edit by hand --
     epochs: int
     max_steps: int
     max_tokens: int
@@ -536,7 +564,7 @@ class TrainerConfig:
     div_factor: float
     final_div_factor: float
     three_phase: bool
-    anneal_linear: bool
+    anneal: str
     cycle_momentum: bool
     base_momentum: float
     max_momentum: float
@@ -552,21 +580,106 @@ class TrainerConfig:
     checkpoint_every_minutes: float
     checkpoint_on_stop: bool
     overwrite: bool
-    progress: str
-    log_every_steps: int
     on_non_finite: str
     max_non_finite_skips: int
     threads: int
-    def __init__(self, **kwargs: Any) -> None: ...
+    def __init__(
+        self,
+        *,
+        epochs: int = 100,
+        max_steps: int = 0,
+        max_tokens: int = 0,
+        max_time_s: float = 0.0,
+        max_total_time_s: float = 0.0,
+        batch_size: int = 128,
+        batch_tokens: int = 0,
+        max_batch_sequences: int = 0,
+        bucketing: str = "auto",
+        grad_accum: int = 1,
+        optimizer: str = "adam",
+        lr: float = 0.0006,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-08,
+        weight_decay: float = 0.0,
+        decay_weights_only: bool = False,
+        clip_grad_norm: float = 0.0,
+        schedule: str = "one_cycle",
+        lr_min: float = 0.0,
+        warmup_steps: int = 0,
+        warmup_fraction: float = 0.0,
+        pct_start: float = 0.3,
+        div_factor: float = 25.0,
+        final_div_factor: float = 10000.0,
+        three_phase: bool = False,
+        anneal: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        schedule_steps: int = 0,
+        masking: MaskingOptions = ...,
+        seed: int = 0,
+        eval_every_steps: int = 0,
+        eval_at_start: bool = False,
+        eval: EvalOptions = ...,
+        save_best: bool = True,
+        out_dir: str = "",
+        checkpoint_every_steps: int = 0,
+        checkpoint_every_minutes: float = 30.0,
+        checkpoint_on_stop: bool = True,
+        overwrite: bool = False,
+        on_non_finite: str = "skip",
+        max_non_finite_skips: int = 10,
+        threads: int = 0,
+    ) -> None: ...
+    def as_dict(self) -> Dict[str, Any]: ...
+    @staticmethod
+    def field_names() -> List[str]: ...
+    @staticmethod
+    def fields() -> List[Dict[str, Any]]: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __copy__(self) -> TrainerConfig: ...
+    def __deepcopy__(self, memo: dict) -> TrainerConfig: ...
+    # -- end of the generated part --
     def validate(self) -> None: ...
     def to_json(self) -> str: ...
     @staticmethod
     def from_json(text: str) -> TrainerConfig: ...
+
+class DataOptions:
+    """Where a run's sentences come from (data.json of a run directory)."""
+
+    # -- generated from the C++ field table by scripts/gen_stubs.py; do not edit by hand --
+    train: List[str]
+    valid: str
+    holdout: int
+    max_sentences: int
+    cache_dir: str
+    cache: bool
+    def __init__(
+        self,
+        *,
+        train: List[str] = [],
+        valid: str = "",
+        holdout: int = 2000,
+        max_sentences: int = 0,
+        cache_dir: str = "",
+        cache: bool = True,
+    ) -> None: ...
     def as_dict(self) -> Dict[str, Any]: ...
     @staticmethod
     def field_names() -> List[str]: ...
-    def __copy__(self) -> TrainerConfig: ...
-    def __deepcopy__(self, memo: dict) -> TrainerConfig: ...
+    @staticmethod
+    def fields() -> List[Dict[str, Any]]: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __copy__(self) -> DataOptions: ...
+    def __deepcopy__(self, memo: dict) -> DataOptions: ...
+    # -- end of the generated part --
+    def to_json(self) -> str: ...
+    @staticmethod
+    def from_json(text: str) -> DataOptions: ...
+
+DEFAULT_RECIPE: str
 
 def apply_recipe(
     recipe: str, model_config: ModelConfig, trainer_config: TrainerConfig
@@ -602,6 +715,12 @@ class StepRecord:
     def elapsed_s(self) -> float: ...
     @property
     def skipped(self) -> bool: ...
+    @property
+    def loss_smoothed(self) -> float: ...
+    @property
+    def tokens_per_s_smoothed(self) -> float: ...
+    @property
+    def eta_s(self) -> float: ...
     def as_dict(self) -> Dict[str, Any]: ...
 
 class EvalRecord:
@@ -684,4 +803,28 @@ class TrainerCore:
     def total_steps(self) -> int: ...
     @property
     def current_lr(self) -> float: ...
+    @property
+    def train_data(self) -> Corpus: ...
+    @property
+    def valid_data(self) -> Corpus: ...
     def to_masked_lm(self) -> MaskedLM: ...
+
+def assemble_run(
+    *,
+    recipe: Optional[str] = None,
+    model: Optional[ModelConfig] = None,
+    trainer: Optional[TrainerConfig] = None,
+    weights: Optional[Model] = None,
+    model_options: Dict[str, Any] = ...,
+    trainer_options: Dict[str, Any] = ...,
+    data_options: Dict[str, Any] = ...,
+    tokenizer: Optional[Tokenizer] = None,
+    train: Optional[Corpus] = None,
+    valid: Optional[Corpus] = None,
+    resume: bool = False,
+    on_notice: Optional[Callable[[str, str], None]] = None,
+) -> TrainerCore:
+    """A TrainerCore with its data set, assembled by the same C++ function as `mlm train`."""
+
+def non_finite_stop_message(result: TrainResult, out_dir: str) -> str:
+    """Why a run stopped on a non-finite loss or gradient ("" for other stops)."""

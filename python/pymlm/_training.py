@@ -2,10 +2,12 @@
 callbacks, a history for plotting, and clean Ctrl-C handling."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import warnings
+import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from ._core import (
@@ -22,14 +24,18 @@ from ._core import (
     TrainerConfig,
     TrainerCore,
     TrainResult,
+    DataOptions,
     apply_recipe,
+    assemble_run,
+    non_finite_stop_message,
 )
+from ._core import DEFAULT_RECIPE
 
 __all__ = ["Trainer", "Callback", "History", "plot_history", "DEFAULT_RECIPE"]
 
-#: The recipe of a Trainer made without ``recipe`` or ``config``: the same as ``mlm train``'s.
-DEFAULT_RECIPE = "best"
-_MODEL_OPTIONS = ("dropout", "norm_placement")
+_MODEL_FIELDS = frozenset(ModelConfig.field_names())
+_TRAINER_FIELDS = frozenset(TrainerConfig.field_names())
+_DATA_OPTIONS = frozenset(("holdout", "cache", "cache_dir"))  # the files come from train_data / valid_data
 
 PathLike = Union[str, "os.PathLike[str]"]
 Data = Union[Corpus, PathLike, Sequence[str], Sequence[Sequence[int]]]
@@ -232,40 +238,44 @@ def _tqdm():
 
 class Trainer:
     """Masked-language-model pre-training with a recipe (``DEFAULT_RECIPE`` unless told),
-    running in C++ without the GIL.
+    running in C++ without the GIL. The run is assembled by the same C++ function as
+    ``mlm train`` (``pymlm.assemble_run``): the same arguments train the same model.
 
-        trainer = pymlm.Trainer(pymlm.ModelConfig(vocab_size=tok.vocab_size, dim=128, n_layers=2),
-                                tok, "data/wiki-train-30k.txt.xz", "data/wiki-valid-2k.txt",
-                                epochs=1, batch_size=64, out_dir="runs/small")
+        trainer = pymlm.Trainer(tokenizer=tok, train_data="data/wiki-train-30k.txt.xz",
+                                valid_data="data/wiki-valid-2k.txt", dim=128, n_layers=2,
+                                epochs=1, out_dir="runs/small")
         trainer.fit()                      # tqdm progress bar; Ctrl-C stops cleanly
         trainer.history.plot()
         lm = trainer.to_masked_lm()
 
-    model: a ModelConfig (a new model, initialised from ``seed``), a Model (start from its
-        weights) or a MaskedLM (its weights and, by default, its tokenizer).
+    model: None (the reference model, with the recipe's block order and dropout), a ModelConfig
+        (a new model, initialised from ``seed``, used as it is unless ``recipe`` is named), a
+        Model (start from its weights) or a MaskedLM (its weights and, by default, its tokenizer).
     tokenizer: the Tokenizer; its vocab size and special ids must match the model config.
     train_data, valid_data: a Corpus, a text file path (plain, .gz, .xz; tokenized with
         max_length = the model's max_len), a list of sentences, or a list of id sequences.
-        valid_data is optional (no evaluation without it).
+        Without valid_data, ``holdout`` (2,000, at most 10%) training sentences are held out for
+        evaluation, as ``mlm train`` does; ``holdout=0`` turns evaluation off.
     recipe: "original" (the notebook's: reference block order, dropout 0.1, Adam, one-cycle LR
         peaking at 6e-4, batches of 128 sentences, 15% masking) or "best" (the project's: pre-norm,
         no dropout, AdamW, warm-up and cosine decay from 1e-3, clipping, batches of 4,096 tokens,
-        30% masking);
-        see pymlm.apply_recipe and docs/quality.md. A recipe given here sets its knobs in the
-        TrainerConfig and in the ModelConfig (block order, dropout). Without it, a Trainer made
-        without ``config`` trains with DEFAULT_RECIPE, and a ModelConfig you pass is used as given.
-    config: a TrainerConfig to start from (then no recipe applies unless ``recipe`` is given);
-        keyword ``options`` set its fields by name (epochs, max_steps, batch_size, lr, schedule,
-        seed, out_dir, eval_every_steps, ...; see TrainerConfig), over the recipe's;
-        ``batch_size`` without ``batch_tokens`` means batches of that many sentences (it sets
-        batch_tokens to 0).
-        ``mask_prob`` sets masking.mask_probability; ``masking`` and ``eval`` accept
-        MaskingOptions / EvalOptions or dicts; ``dropout`` and ``norm_placement`` set those
-        ModelConfig knobs (when the model is a ModelConfig).
+        30% masking); see pymlm.apply_recipe and docs/quality.md. A recipe named here also sets
+        its knobs in a ModelConfig you pass. Without it, a Trainer made without ``config`` trains
+        with DEFAULT_RECIPE.
+    config: a TrainerConfig to start from (then no recipe applies unless ``recipe`` is given).
+    options: single knobs by field name, over the recipe's and the configs': any field of
+        TrainerConfig (epochs, max_steps, batch_size, lr, schedule, seed, out_dir, ...), of
+        ModelConfig (dim, n_heads, n_layers, dropout, norm_placement, ...) and of DataOptions
+        (holdout, cache, cache_dir); ``mask_prob`` sets masking.mask_probability; ``masking`` and
+        ``eval`` accept MaskingOptions / EvalOptions or dicts. ``batch_size`` without
+        ``batch_tokens`` means batches of that many sentences (it turns a token budget off).
     callbacks: Callback objects or functions ``f(trainer, record)``.
     progress: show a tqdm progress bar (tqdm.auto: a widget in notebooks with ipywidgets, text
-        otherwise). The C++ progress printer is turned off.
+        otherwise).
     max_sentences: read at most this many lines of a text-file train_data (0: all).
+
+    What the C++ side has to say (a held-out split, a ModelConfig kept over the recipe's, a
+    skipped non-finite step) is printed; warnings come as RuntimeWarning.
 
     The schedule's length is fixed at construction. After a stop (a callback, stop(), Ctrl-C),
     fit() continues the run; a new Trainer with resume() continues a checkpointed one.
@@ -285,83 +295,83 @@ class Trainer:
         max_sentences: int = 0,
         **options: Any,
     ) -> None:
+        weights: Optional[Model] = None
         if isinstance(model, MaskedLM):
             if tokenizer is None:
                 tokenizer = model.tokenizer
             model = model.model
+        if isinstance(model, Model):
+            weights, model = model, None
         if tokenizer is None:
             raise TypeError("Trainer needs a tokenizer (or a MaskedLM, which brings its own)")
         if not isinstance(tokenizer, Tokenizer):
             raise TypeError("tokenizer must be a pymlm.Tokenizer, got %s" % type(tokenizer).__name__)
-        model_given = model is not None
-        if model is None:
-            model = ModelConfig(vocab_size=tokenizer.vocab_size)
-        if not isinstance(model, (ModelConfig, Model)):
+        if model is not None and not isinstance(model, ModelConfig):
             raise TypeError("model must be a ModelConfig, Model or MaskedLM, got %s" % type(model).__name__)
         if train_data is None:
             raise TypeError("Trainer needs train_data (a Corpus, a text file, or a list of sentences)")
         if recipe is not None and not isinstance(recipe, str):
             raise TypeError("recipe must be \"original\" or \"best\", got %s" % type(recipe).__name__)
+        if config is not None and not isinstance(config, TrainerConfig):
+            raise TypeError("config must be a TrainerConfig, got %s" % type(config).__name__)
 
-        cfg = TrainerConfig() if config is None else TrainerConfig.from_json(config.to_json())
-        chosen = recipe if recipe is not None else (DEFAULT_RECIPE if config is None else None)
-        if chosen is not None:
-            base = model if isinstance(model, ModelConfig) else ModelConfig(vocab_size=tokenizer.vocab_size)
-            recipe_model, cfg = apply_recipe(chosen, base, cfg)
-            if isinstance(model, ModelConfig) and (recipe is not None or not model_given):
-                model = recipe_model
-        model_options = {name: options.pop(name) for name in _MODEL_OPTIONS if name in options}
-        if model_options:
-            if not isinstance(model, ModelConfig):
-                raise TypeError(
-                    "%s: the model's own settings are fixed by its weights; give a ModelConfig to set them"
-                    % ", ".join(sorted(model_options))
-                )
-            model = ModelConfig.from_json(model.to_json())
-            for name, value in model_options.items():
-                setattr(model, name, value)
-            model.validate()
+        model_options: Dict[str, Any] = {}
+        trainer_options: Dict[str, Any] = {}
+        data_options: Dict[str, Any] = {}
         if "mask_prob" in options:
-            cfg.masking.mask_probability = float(options.pop("mask_prob"))
+            trainer_options["masking.mask_probability"] = float(options.pop("mask_prob"))
         for name, value in options.items():
-            if name not in TrainerConfig.field_names():
-                raise TypeError("Trainer got an unknown option %r (see pymlm.TrainerConfig.field_names())" % name)
-            if name == "masking" and isinstance(value, dict):
-                value = MaskingOptions(**value)
-            elif name == "eval" and isinstance(value, dict):
-                value = EvalOptions(**value)
-            elif name == "out_dir" and value is not None:
-                value = os.fspath(value)
-            elif name == "out_dir":
-                value = ""
-            setattr(cfg, name, value)
-        # batch_size asks for batches of that many sentences: it turns off a recipe's token budget
-        if "batch_size" in options:
-            if "batch_tokens" not in options:
-                cfg.batch_tokens = 0
-            elif cfg.batch_tokens > 0:
-                raise ValueError(
-                    "batch_size=%d and batch_tokens=%d: give one (token-budget batches ignore batch_size; "
-                    "cap their sentences with max_batch_sequences)" % (cfg.batch_size, cfg.batch_tokens)
-                )
-        cfg.progress = "none"  # tqdm instead
-        cfg.validate()
+            if name in _MODEL_FIELDS:
+                model_options[name] = value
+            elif name in _TRAINER_FIELDS:
+                if name == "out_dir":
+                    value = "" if value is None else os.fspath(value)
+                trainer_options[name] = value
+            elif name in _DATA_OPTIONS:
+                data_options[name] = value
+            else:
+                raise TypeError("Trainer got an unknown option %r (see pymlm.TrainerConfig.field_names(), "
+                                "ModelConfig.field_names() and DataOptions)" % name)
+        if model_options and weights is not None:
+            raise TypeError("%s: the model's own settings are fixed by its weights; give a ModelConfig to set them"
+                            % ", ".join(sorted(model_options)))
 
-        model_config = model if isinstance(model, ModelConfig) else model.config
+        max_len = (weights.config if weights is not None else model or ModelConfig()).max_len
+        if "max_len" in model_options:
+            max_len = model_options["max_len"]
+        train_corpus = _as_corpus(train_data, tokenizer, max_len, "train_data")
+        valid_corpus = _as_corpus(valid_data, tokenizer, max_len, "valid_data")
+        for data in (train_data, valid_data):
+            if isinstance(data, (str, os.PathLike)) and not os.path.exists(data):
+                raise FileNotFoundError(errno.ENOENT, "no such data file", os.fspath(data))
+        if train_corpus is None:
+            data_options["train"] = [os.fspath(train_data)]
+            data_options["max_sentences"] = max_sentences
+        if valid_corpus is None and valid_data is not None:
+            data_options["valid"] = os.fspath(valid_data)
+
         self.tokenizer: Tokenizer = tokenizer
-        self.core = TrainerCore(model, tokenizer, cfg)
-        train_corpus = _as_corpus(train_data, tokenizer, model_config.max_len, max_sentences, "train_data")
-        valid_corpus = _as_corpus(valid_data, tokenizer, model_config.max_len, 0, "valid_data")
-        self.train_data: Corpus = train_corpus
-        self.valid_data: Optional[Corpus] = valid_corpus
-        self.core.set_data(train_corpus, valid_corpus)
         self.callbacks: List[Union[Callback, Callable[..., Any]]] = list(callbacks)
         self.progress = progress
         self.history = History()
         self.result: Optional[TrainResult] = None
         self._bar: Any = None
-        self._loss_ema: Optional[float] = None
         self._running = False
+        self.core = assemble_run(
+            recipe=recipe,
+            model=model,
+            trainer=config,
+            weights=weights,
+            model_options=model_options,
+            trainer_options=trainer_options,
+            data_options=data_options,
+            tokenizer=tokenizer,
+            train=train_corpus,
+            valid=valid_corpus,
+            on_notice=_notice_printer(weakref.ref(self)),
+        )
+        self.train_data: Corpus = self.core.train_data
+        self.valid_data: Optional[Corpus] = self.core.valid_data if len(self.core.valid_data) else None
 
     # ---- the run ---------------------------------------------------------------------------
 
@@ -380,7 +390,6 @@ class Trainer:
             raise RuntimeError("Trainer.fit: this trainer is already training")
         show = self.progress if progress is None else progress
         self._bar = None
-        self._loss_ema = None
         if show:
             total = self.core.total_steps or None
             self._bar = _tqdm()(
@@ -412,20 +421,7 @@ class Trainer:
                     cb.on_train_end(self, result)
         self.result = result
         if result.stop_reason == "non_finite":
-            # The C++ loop's own message goes to its progress printer, which is off here.
-            out_dir = self.core.config.out_dir
-            if not out_dir:
-                saved = ""
-            elif result.checkpoint_step >= 0:
-                saved = "; the checkpoint in %s stays the one of step %d, written before" % (out_dir, result.checkpoint_step)
-            else:
-                saved = "; no checkpoint was written before"
-            warnings.warn(
-                "training stopped at step %d: the loss or the gradient became non-finite (steps not applied: %d)%s"
-                % (result.steps, result.skipped_steps, saved),
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            warnings.warn(non_finite_stop_message(result, self.core.config.out_dir), RuntimeWarning, stacklevel=2)
         return result
 
     def _close_bar(self) -> None:
@@ -435,12 +431,13 @@ class Trainer:
 
     def _on_step(self, record: StepRecord) -> bool:
         self.history.add_step(record)
-        if self._bar is not None and not record.skipped:
-            a = 0.95
-            self._loss_ema = record.loss if self._loss_ema is None else a * self._loss_ema + (1 - a) * record.loss
+        if self._bar is not None:
             self._bar.update(record.step - self._bar.n)
             self._bar.set_postfix(
-                loss="%.4f" % self._loss_ema, lr="%.2e" % record.lr, tok_s="%.0f" % record.tokens_per_s, refresh=False
+                loss="%.4f" % record.loss_smoothed,
+                lr="%.2e" % record.lr,
+                tok_s="%.0f" % record.tokens_per_s_smoothed,
+                refresh=False,
             )
         stop = False
         for cb in self.callbacks:
@@ -537,14 +534,33 @@ class Trainer:
         )
 
 
-def _as_corpus(data: Optional[Data], tokenizer: Tokenizer, max_len: int, max_sentences: int, what: str) -> Optional[Corpus]:
-    """A Corpus from what Trainer accepts."""
+def _notice_printer(trainer_ref: "weakref.ReferenceType[Trainer]") -> Callable[[str, str], None]:
+    """What the C++ side tells: warnings as RuntimeWarning, the rest printed (above the progress
+    bar when there is one). Holds the Trainer weakly: the C++ trainer keeps this callback."""
+
+    def notice(kind: str, text: str) -> None:
+        if kind == "warning":
+            warnings.warn(text, RuntimeWarning, stacklevel=2)
+            return
+        trainer = trainer_ref()
+        bar = trainer._bar if trainer is not None else None
+        if bar is not None:
+            bar.write(text)
+        else:
+            print(text)
+
+    return notice
+
+
+def _as_corpus(data: Optional[Data], tokenizer: Tokenizer, max_len: int, what: str) -> Optional[Corpus]:
+    """A Corpus from what Trainer accepts; None for None and for a file path (read by the C++ run
+    assembly, with its cache)."""
     if data is None:
         return None
     if isinstance(data, Corpus):
         return data
     if isinstance(data, (str, os.PathLike)):
-        return Corpus.from_file(tokenizer, data, max_length=max_len, max_sentences=max_sentences)
+        return None
     if isinstance(data, (bytes, bytearray)):
         raise TypeError("%s: expected a Corpus, a file path or a list of sentences, got bytes" % what)
     items = list(data)

@@ -1,6 +1,7 @@
 // pymlm.MaskedLM (model + tokenizer: load, save, predict_mask, fill_mask, evaluate), its result
 // types, and the evaluation options and metrics shared with the trainer.
 #include "common.hpp"
+#include "fields.hpp"
 
 #include <mlm/checkpoint.hpp>
 #include <mlm/data.hpp>
@@ -88,34 +89,10 @@ void check_checkpoint_files(const std::string& dir) {
 
 void bind_masked_lm(py::module_& m) {
     // ---- evaluation ------------------------------------------------------------------------------
-    py::class_<mlm::EvalOptions>(m, "EvalOptions", R"doc(
+    py::class_<mlm::EvalOptions> eval_cls(m, "EvalOptions", R"doc(
 How held-out sentences are evaluated (the same everywhere: trainer, MaskedLM.evaluate, `mlm eval`):
-seed 1234 for the masks, mask_probability 0.15, top-5 for the single-mask top-k accuracy.)doc")
-        .def(py::init([](uint64_t seed, double mask_probability, std::size_t max_sentences, std::size_t batch_tokens,
-                         int top_k, bool mlm_part, bool single_mask) {
-                 return eval_options(max_sentences, seed, mask_probability, top_k, batch_tokens, mlm_part,
-                                     single_mask);
-             }),
-             py::kw_only(), py::arg("seed") = 1234, py::arg("mask_probability") = 0.15, py::arg("max_sentences") = 0,
-             py::arg("batch_tokens") = 4096, py::arg("top_k") = 5, py::arg("mlm") = true,
-             py::arg("single_mask") = true,
-             "seed: masks of both parts; mask_probability: MLM part; max_sentences: the first N only (0: all); "
-             "batch_tokens: evaluation batch size in tokens; top_k: the single-mask top-k accuracy; mlm / "
-             "single_mask: which parts to compute.")
-        .def_readwrite("seed", &mlm::EvalOptions::seed, "Seed of the evaluation masks.")
-        .def_readwrite("mask_probability", &mlm::EvalOptions::mask_probability, "MLM part: selection probability.")
-        .def_readwrite("max_sentences", &mlm::EvalOptions::max_sentences, "Evaluate the first N sentences (0: all).")
-        .def_readwrite("batch_tokens", &mlm::EvalOptions::batch_tokens, "Tokens per evaluation batch.")
-        .def_readwrite("top_k", &mlm::EvalOptions::top_k, "k of the single-mask top-k accuracy.")
-        .def_readwrite("mlm", &mlm::EvalOptions::mlm, "Compute loss and masked-token accuracy.")
-        .def_readwrite("single_mask", &mlm::EvalOptions::single_mask, "Compute the single-mask metrics.")
-        .def("__repr__", [](const mlm::EvalOptions& o) {
-            return "EvalOptions(seed=" + std::to_string(o.seed) + ", mask_probability=" +
-                   std::string(py::str(py::float_(o.mask_probability))) + ", max_sentences=" +
-                   std::to_string(o.max_sentences) + ", batch_tokens=" + std::to_string(o.batch_tokens) +
-                   ", top_k=" + std::to_string(o.top_k) + ", mlm=" + (o.mlm ? "True" : "False") +
-                   ", single_mask=" + (o.single_mask ? "True" : "False") + ")";
-        });
+seed 1234 for the masks, mask_probability 0.15, top-5 for the single-mask top-k accuracy.)doc");
+    def_fields(eval_cls, "EvalOptions", /*all_in_repr=*/true);
 
     py::class_<mlm::EvalMetrics>(m, "EvalMetrics", R"doc(
 Metrics on held-out sentences (NaN where not computed):

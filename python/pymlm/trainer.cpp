@@ -8,8 +8,10 @@
 // stop; the trainer then finishes the step, writes its checkpoint (when it has an out_dir) and
 // returns, and the exception is raised again from train().
 #include "common.hpp"
+#include "fields.hpp"
 
 #include <mlm/masked_lm.hpp>
+#include <mlm/run.hpp>
 #include <mlm/trainer.hpp>
 
 #include <optional>
@@ -19,33 +21,6 @@ namespace pymlm {
 namespace {
 
 using mlm::TrainerConfig;
-
-const char* bucketing_to_string(mlm::BatcherOptions::Bucketing b) {
-    switch (b) {
-        case mlm::BatcherOptions::Bucketing::on: return "on";
-        case mlm::BatcherOptions::Bucketing::off: return "off";
-        default: return "auto";
-    }
-}
-mlm::BatcherOptions::Bucketing bucketing_from_string(const std::string& s) {
-    if (s == "auto" || s == "automatic") return mlm::BatcherOptions::Bucketing::automatic;
-    if (s == "on") return mlm::BatcherOptions::Bucketing::on;
-    if (s == "off") return mlm::BatcherOptions::Bucketing::off;
-    raise_value_error("bucketing must be \"auto\", \"on\" or \"off\", got \"" + s + "\"");
-}
-
-// The fields of TrainerConfig in declaration order (for keyword construction, repr, as_dict).
-const std::vector<std::string>& trainer_config_fields() {
-    static const std::vector<std::string> fields = {
-        "epochs", "max_steps", "max_tokens", "max_time_s", "max_total_time_s", "batch_size", "batch_tokens", "max_batch_sequences",
-        "bucketing", "grad_accum", "optimizer", "lr", "beta1", "beta2", "eps", "weight_decay",
-        "decay_weights_only", "clip_grad_norm", "schedule", "lr_min", "warmup_steps", "warmup_fraction",
-        "pct_start", "div_factor", "final_div_factor", "three_phase", "anneal_linear", "cycle_momentum",
-        "base_momentum", "max_momentum", "schedule_steps", "masking", "seed", "eval_every_steps", "eval_at_start",
-        "eval", "save_best", "out_dir", "checkpoint_every_steps", "checkpoint_every_minutes", "checkpoint_on_stop",
-        "overwrite", "progress", "log_every_steps", "on_non_finite", "max_non_finite_skips", "threads"};
-    return fields;
-}
 
 py::dict step_dict(const mlm::StepRecord& r) {
     py::dict d;
@@ -62,6 +37,9 @@ py::dict step_dict(const mlm::StepRecord& r) {
     d["tokens_per_s"] = r.tokens_per_s;
     d["elapsed_s"] = r.elapsed_s;
     d["skipped"] = r.skipped;
+    d["loss_smoothed"] = r.loss_smoothed;
+    d["tokens_per_s_smoothed"] = r.tokens_per_s_smoothed;
+    d["eta_s"] = r.eta_s;
     return d;
 }
 
@@ -89,6 +67,27 @@ mlm::TokenizedCorpus corpus_arg(py::handle obj) {
     return obj.cast<const mlm::TokenizedCorpus&>();
 }
 
+// Single knobs by field name ("lr", "masking.mask_probability") into a FieldOptions<S>: each value
+// goes through the attribute of the bound class (its type checks), the name into `given`.
+template <class S>
+void options_from_dict(const py::dict& options, mlm::FieldOptions<S>& out, const char* class_name) {
+    py::object values = py::cast(S{});
+    const std::vector<std::string> paths = mlm::field_paths<S>();
+    for (auto item : options) {
+        const std::string name = py::str(item.first);
+        bool known = std::find(paths.begin(), paths.end(), name) != paths.end();
+        mlm::for_each_field<S>([&](const auto& f) { known = known || name == f.name; });
+        if (!known) raise_type_error(std::string(class_name) + " has no field \"" + name + "\"");
+        py::object target = values;
+        std::string rest = name;
+        for (std::size_t dot; (dot = rest.find('.')) != std::string::npos; rest = rest.substr(dot + 1))
+            target = target.attr(rest.substr(0, dot).c_str());
+        target.attr(rest.c_str()) = item.second;
+        out.given.insert(name);
+    }
+    out.values = values.cast<S>();
+}
+
 // Calls a Python callback from the training thread (which runs without the GIL). Returns true to
 // ask the trainer to stop: when the callback says so, or when it or a signal handler raised.
 template <class Record>
@@ -112,174 +111,45 @@ bool call_back(const py::object& fn, const Record& record, std::optional<py::err
 }  // namespace
 
 void bind_trainer(py::module_& m) {
-    // ---- MaskingOptions ----------------------------------------------------------------------------
-    py::class_<mlm::MaskingOptions>(m, "MaskingOptions", R"doc(
+    // ---- MaskingOptions, TrainerConfig, DataOptions: from their field tables -----------------------
+    py::class_<mlm::MaskingOptions> masking(m, "MaskingOptions", R"doc(
 How the trainer masks: each ordinary token selected with mask_probability (0.15); of the selected
 tokens mask_fraction become [MASK], random_fraction a random token, the rest stay (the original:
-1.0 / 0.0; BERT: 0.8 / 0.1). whole_word selects words; at_least_one gives every sentence a target.)doc")
-        .def(py::init([](double mask_probability, double mask_fraction, double random_fraction, bool whole_word,
-                         bool at_least_one) {
-                 mlm::MaskingOptions o;
-                 o.mask_probability = mask_probability;
-                 o.mask_fraction = mask_fraction;
-                 o.random_fraction = random_fraction;
-                 o.whole_word = whole_word;
-                 o.at_least_one = at_least_one;
-                 o.validate();
-                 return o;
-             }),
-             py::kw_only(), py::arg("mask_probability") = 0.15, py::arg("mask_fraction") = 1.0,
-             py::arg("random_fraction") = 0.0, py::arg("whole_word") = false, py::arg("at_least_one") = false,
-             "Keyword arguments only; ValueError if a probability or fraction is out of range.")
-        .def_readwrite("mask_probability", &mlm::MaskingOptions::mask_probability, "Selection probability.")
-        .def_readwrite("mask_fraction", &mlm::MaskingOptions::mask_fraction, "Selected -> [MASK] share.")
-        .def_readwrite("random_fraction", &mlm::MaskingOptions::random_fraction, "Selected -> random token share.")
-        .def_readwrite("whole_word", &mlm::MaskingOptions::whole_word, "Select whole words.")
-        .def_readwrite("at_least_one", &mlm::MaskingOptions::at_least_one, "At least one target per sentence.")
-        .def("__repr__", [](const mlm::MaskingOptions& o) {
-            auto f = [](double x) { return std::string(py::str(py::float_(x))); };
-            return "MaskingOptions(mask_probability=" + f(o.mask_probability) + ", mask_fraction=" +
-                   f(o.mask_fraction) + ", random_fraction=" + f(o.random_fraction) +
-                   ", whole_word=" + (o.whole_word ? "True" : "False") +
-                   ", at_least_one=" + (o.at_least_one ? "True" : "False") + ")";
-        });
+1.0 / 0.0; BERT: 0.8 / 0.1). whole_word selects words; at_least_one gives every sentence a target.)doc");
+    def_fields(masking, "MaskingOptions", /*all_in_repr=*/true);
 
-    // ---- TrainerConfig -----------------------------------------------------------------------------
     py::class_<TrainerConfig> cfg(m, "TrainerConfig", R"doc(
-The training recipe. The defaults are the original's: Adam, one-cycle LR peaking at 6e-4, batches
-of 128 sentences, 100 epochs, 15% masking, evaluation at the end of every epoch. pymlm.Trainer
-without a config uses pymlm.DEFAULT_RECIPE ("best") instead; pymlm.apply_recipe sets a recipe here.
+The training knobs, declared once in C++ (include/mlm/trainer_config.hpp); TrainerConfig.fields()
+lists each with its type, default, role and help. The defaults are the original's recipe: Adam,
+one-cycle LR peaking at 6e-4, batches of 128 sentences, 100 epochs, 15% masking, evaluation at the
+end of every epoch. pymlm.Trainer without a config uses pymlm.DEFAULT_RECIPE ("best") instead;
+pymlm.apply_recipe sets a recipe here.
 
     config = pymlm.TrainerConfig(epochs=2, batch_size=64, out_dir="runs/demo")
     config.masking.mask_probability = 0.2
 
 How long: the run ends at the first of epochs / max_steps / max_tokens (0 disables one); max_time_s
-is a wall-time budget per fit() call, max_total_time_s one for the whole run (resumes included). Keyword arguments are the attribute names; unknown ones are a
-TypeError. The string fields take: optimizer "adam" | "adamw"; schedule "one_cycle" | "constant" |
-"warmup_linear" | "warmup_cosine"; bucketing "auto" | "on" | "off"; progress (the C++ progress
-printer on stderr, which pymlm.Trainer turns off in favour of tqdm) "auto" | "bar" | "lines" |
-"none"; on_non_finite "skip" | "stop".)doc");
-    cfg.def(py::init([](py::kwargs kwargs) {
-                py::object obj = py::cast(TrainerConfig());
-                const auto& fields = trainer_config_fields();
-                for (auto item : kwargs) {
-                    const auto name = item.first.cast<std::string>();
-                    if (std::find(fields.begin(), fields.end(), name) == fields.end())
-                        raise_type_error("TrainerConfig: unknown option \"" + name + "\"");
-                    obj.attr(item.first) = item.second;
-                }
-                TrainerConfig c = obj.cast<TrainerConfig>();
-                c.validate();
-                return c;
-            }),
-            "Keyword arguments set the fields of the same name; the result is validated (ValueError naming "
-            "the first bad field).");
-    cfg.def_readwrite("epochs", &TrainerConfig::epochs, "Epochs to train (0: no epoch limit).")
-        .def_readwrite("max_steps", &TrainerConfig::max_steps, "Optimizer steps (0: no limit).")
-        .def_readwrite("max_tokens", &TrainerConfig::max_tokens, "Real tokens fed to the model (0: no limit).")
-        .def_readwrite("max_time_s", &TrainerConfig::max_time_s, "Wall-time budget of one fit() call (0: none).")
-        .def_readwrite("max_total_time_s", &TrainerConfig::max_total_time_s,
-                       "Wall-time budget of the whole run, over all its resumed fit() calls (0: none).")
-        .def_readwrite("batch_size", &TrainerConfig::batch_size, "Sentences per batch (when batch_tokens is 0).")
-        .def_readwrite("batch_tokens", &TrainerConfig::batch_tokens,
-                       "> 0: token-budget batches of at most this many real tokens.")
-        .def_readwrite("max_batch_sequences", &TrainerConfig::max_batch_sequences,
-                       "Token-budget mode: at most this many sentences per batch (0: no cap).")
-        .def_property(
-            "bucketing", [](const TrainerConfig& c) { return std::string(bucketing_to_string(c.bucketing)); },
-            [](TrainerConfig& c, const std::string& s) { c.bucketing = bucketing_from_string(s); },
-            "Length bucketing: \"auto\" (on with batch_tokens), \"on\", \"off\".")
-        .def_readwrite("grad_accum", &TrainerConfig::grad_accum, "Batches per optimizer step.")
-        .def_property(
-            "optimizer", [](const TrainerConfig& c) { return std::string(mlm::to_string(c.optimizer)); },
-            [](TrainerConfig& c, const std::string& s) { c.optimizer = mlm::optimizer_kind_from_string(s); },
-            "\"adam\" (L2 weight decay, torch.optim.Adam) or \"adamw\" (decoupled).")
-        .def_readwrite("lr", &TrainerConfig::lr, "Peak (one-cycle, warm-up schedules) or constant learning rate.")
-        .def_readwrite("beta1", &TrainerConfig::beta1, "Adam beta1 when the schedule does not cycle it.")
-        .def_readwrite("beta2", &TrainerConfig::beta2, "Adam beta2.")
-        .def_readwrite("eps", &TrainerConfig::eps, "Adam epsilon.")
-        .def_readwrite("weight_decay", &TrainerConfig::weight_decay, "Weight decay.")
-        .def_readwrite("decay_weights_only", &TrainerConfig::decay_weights_only,
-                       "Exempt norm scales, biases and embeddings from weight decay.")
-        .def_readwrite("clip_grad_norm", &TrainerConfig::clip_grad_norm, "> 0: clip the global gradient norm.")
-        .def_property(
-            "schedule", [](const TrainerConfig& c) { return std::string(mlm::to_string(c.schedule)); },
-            [](TrainerConfig& c, const std::string& s) { c.schedule = mlm::schedule_kind_from_string(s); },
-            "\"one_cycle\" (torch's OneCycleLR), \"constant\", \"warmup_linear\", \"warmup_cosine\".")
-        .def_readwrite("lr_min", &TrainerConfig::lr_min, "Warm-up schedules: final learning rate.")
-        .def_readwrite("warmup_steps", &TrainerConfig::warmup_steps, "Warm-up schedules: warm-up steps.")
-        .def_readwrite("warmup_fraction", &TrainerConfig::warmup_fraction,
-                       "Warm-up as a fraction of the run (when warmup_steps is 0).")
-        .def_readwrite("pct_start", &TrainerConfig::pct_start, "One-cycle: share of the run spent rising.")
-        .def_readwrite("div_factor", &TrainerConfig::div_factor, "One-cycle: initial lr = lr / div_factor.")
-        .def_readwrite("final_div_factor", &TrainerConfig::final_div_factor,
-                       "One-cycle: final lr = initial lr / final_div_factor.")
-        .def_readwrite("three_phase", &TrainerConfig::three_phase, "One-cycle: torch's three_phase.")
-        .def_readwrite("anneal_linear", &TrainerConfig::anneal_linear, "One-cycle: linear instead of cosine.")
-        .def_readwrite("cycle_momentum", &TrainerConfig::cycle_momentum, "One-cycle: cycle beta1.")
-        .def_readwrite("base_momentum", &TrainerConfig::base_momentum, "One-cycle: lowest beta1.")
-        .def_readwrite("max_momentum", &TrainerConfig::max_momentum, "One-cycle: highest beta1.")
-        .def_readwrite("schedule_steps", &TrainerConfig::schedule_steps,
-                       "> 0: the schedule's length instead of the derived one.")
-        .def_readwrite("masking", &TrainerConfig::masking, "MaskingOptions of the training batches.")
-        .def_readwrite("seed", &TrainerConfig::seed, "Seed of initial weights, batch plans, masks and dropout.")
-        .def_readwrite("eval_every_steps", &TrainerConfig::eval_every_steps,
-                       "Evaluate every N steps (0: at the end of every epoch).")
-        .def_readwrite("eval_at_start", &TrainerConfig::eval_at_start, "Also evaluate before the first step.")
-        .def_readwrite("eval", &TrainerConfig::eval, "EvalOptions of the evaluations.")
-        .def_readwrite("save_best", &TrainerConfig::save_best, "Keep out_dir/best (lowest validation loss).")
-        .def_readwrite("out_dir", &TrainerConfig::out_dir, "Run directory (\"\": write nothing).")
-        .def_readwrite("checkpoint_every_steps", &TrainerConfig::checkpoint_every_steps,
-                       "Checkpoint every N steps (0: off).")
-        .def_readwrite("checkpoint_every_minutes", &TrainerConfig::checkpoint_every_minutes,
-                       "Checkpoint every N minutes (0: off).")
-        .def_readwrite("checkpoint_on_stop", &TrainerConfig::checkpoint_on_stop,
-                       "Write a checkpoint when stopped early (Ctrl-C, a callback).")
-        .def_readwrite("overwrite", &TrainerConfig::overwrite, "Allow a new run in a directory that holds one.")
-        .def_property(
-            "progress", [](const TrainerConfig& c) { return std::string(mlm::to_string(c.progress)); },
-            [](TrainerConfig& c, const std::string& s) { c.progress = mlm::progress_mode_from_string(s); },
-            "The C++ progress printer on stderr: \"auto\", \"bar\", \"lines\", \"none\".")
-        .def_readwrite("log_every_steps", &TrainerConfig::log_every_steps, "Progress lines every N steps.")
-        .def_property(
-            "on_non_finite", [](const TrainerConfig& c) { return std::string(mlm::to_string(c.on_non_finite)); },
-            [](TrainerConfig& c, const std::string& s) { c.on_non_finite = mlm::non_finite_policy_from_string(s); },
-            "A non-finite loss or gradient: \"skip\" the step or \"stop\".")
-        .def_readwrite("max_non_finite_skips", &TrainerConfig::max_non_finite_skips,
-                       "Consecutive skipped steps before the run stops.")
-        .def_readwrite("threads", &TrainerConfig::threads, "OpenMP threads (0: leave the current setting).")
-        .def("validate", &TrainerConfig::validate, "Raises ValueError naming the first bad field.")
+is a wall-time budget per fit() call, max_total_time_s one for the whole run (resumes included).
+Enum fields take their names: optimizer "adam" | "adamw"; schedule "one_cycle" | "constant" |
+"warmup_linear" | "warmup_cosine"; bucketing "auto" | "on" | "off"; anneal "cos" | "linear";
+on_non_finite "skip" | "stop".)doc");
+    def_fields(cfg, "TrainerConfig", /*all_in_repr=*/false);
+    cfg.def("validate", &TrainerConfig::validate, "Raises ValueError naming the first bad field.")
         .def("to_json", [](const TrainerConfig& c) { return mlm::to_json(c); }, "JSON text of the config.")
         .def_static("from_json", &mlm::trainer_config_from_json, py::arg("text"),
                     "Parses JSON text (unknown keys are an error, missing keys take the defaults).")
-        .def(
-            "as_dict",
-            [](py::object self) {
-                py::dict d;
-                for (const auto& f : trainer_config_fields()) d[py::str(f)] = self.attr(f.c_str());
-                return d;
-            },
-            "The fields as a dict (masking and eval as their option objects).")
-        .def_static(
-            "field_names", []() { return trainer_config_fields(); }, "Names of the fields, in declaration order.")
-        .def("__copy__", [](const TrainerConfig& c) { return c; })
-        .def("__deepcopy__", [](const TrainerConfig& c, py::dict) { return c; }, py::arg("memo"))
         .def(py::pickle([](const TrainerConfig& c) { return mlm::to_json(c); },
-                        [](const std::string& s) { return mlm::trainer_config_from_json(s); }))
-        .def("__repr__", [](py::object self) {
-            // only the fields that differ from the defaults
-            py::object defaults = py::cast(TrainerConfig());
-            std::string r = "TrainerConfig(";
-            bool first = true;
-            for (const auto& f : trainer_config_fields()) {
-                if (f == "masking" || f == "eval") continue;
-                py::object v = self.attr(f.c_str());
-                if (v.equal(defaults.attr(f.c_str()))) continue;
-                r += (first ? "" : ", ") + f + "=" + std::string(py::repr(v));
-                first = false;
-            }
-            return r + ")";
-        });
+                        [](const std::string& s) { return mlm::trainer_config_from_json(s); }));
+
+    py::class_<mlm::DataOptions> data(m, "DataOptions", R"doc(
+Where a run's sentences come from (data.json of a run directory): train files, a valid file, the
+holdout taken from the training sentences when there is no held-out data (2,000 at most 10%),
+max_sentences, and the cache of tokenized files.)doc");
+    def_fields(data, "DataOptions", /*all_in_repr=*/false);
+    data.def("to_json", [](const mlm::DataOptions& d) { return mlm::to_json(d); }, "JSON text (data.json).")
+        .def_static("from_json", &mlm::data_options_from_json, py::arg("text"), "Parses data.json text.");
+
+    m.attr("DEFAULT_RECIPE") = mlm::to_string(mlm::kDefaultRecipe);
 
     m.def(
         "apply_recipe",
@@ -313,6 +183,12 @@ checkpoint and thread settings, and the seed.)doc");
         .def_readonly("tokens_per_s", &mlm::StepRecord::tokens_per_s, "Throughput of the step.")
         .def_readonly("elapsed_s", &mlm::StepRecord::elapsed_s, "Wall time of the run so far.")
         .def_readonly("skipped", &mlm::StepRecord::skipped, "Non-finite loss or gradient: not applied.")
+        .def_readonly("loss_smoothed", &mlm::StepRecord::loss_smoothed,
+                      "For display: moving average of the loss over this session's steps (weight 0.95).")
+        .def_readonly("tokens_per_s_smoothed", &mlm::StepRecord::tokens_per_s_smoothed,
+                      "For display: moving average of the throughput.")
+        .def_readonly("eta_s", &mlm::StepRecord::eta_s,
+                      "Time left to the end of the run or of a time budget (NaN: unknown).")
         .def("as_dict", &step_dict, "The fields as a dict.")
         .def("__repr__", [](const mlm::StepRecord& r) {
             return "StepRecord(step=" + std::to_string(r.step) + ", epoch=" + std::to_string(r.epoch) +
@@ -487,6 +363,10 @@ stops the run after the current step; the checkpoint is written, then the except
         "config", [](const mlm::Trainer& t) { return t.config(); }, "The TrainerConfig (a copy).");
     core.def_property_readonly(
         "model_config", [](const mlm::Trainer& t) { return t.model_config(); }, "The ModelConfig (a copy).");
+    core.def_property_readonly("train_data", &mlm::Trainer::train_data, py::return_value_policy::reference_internal,
+                               "The training Corpus (after a holdout was taken from it).");
+    core.def_property_readonly("valid_data", &mlm::Trainer::valid_data, py::return_value_policy::reference_internal,
+                               "The held-out Corpus (empty when there is none).");
     core.def_property_readonly("step", &mlm::Trainer::step, "Optimizer steps done.");
     core.def_property_readonly("epoch", &mlm::Trainer::epoch, "Fractional epoch of the next step.");
     core.def_property_readonly("tokens_seen", &mlm::Trainer::tokens_seen, "Real tokens seen.");
@@ -497,6 +377,63 @@ stops the run after the current step; the checkpoint is written, then the except
         "to_masked_lm",
         [](const mlm::Trainer& t) { return mlm::MaskedLM(mlm::Encoder<float>(t.model()), t.tokenizer()); },
         "A MaskedLM with a copy of the current weights and the tokenizer.");
+
+    // ---- the run, assembled in C++ (mlm::assemble_run) -------------------------------------------
+    m.def(
+        "assemble_run",
+        [](const std::optional<std::string>& recipe, const std::optional<mlm::ModelConfig>& model,
+           const std::optional<TrainerConfig>& trainer, const mlm::Encoder<float>* weights, py::dict model_options,
+           py::dict trainer_options, py::dict data_options, const std::optional<mlm::Tokenizer>& tokenizer,
+           py::handle train, py::handle valid, bool resume, py::object on_notice) {
+            mlm::RunRequest req;
+            if (recipe) req.recipe = mlm::recipe_from_string(*recipe);
+            req.model = model;
+            req.trainer = trainer;
+            req.weights = weights;
+            options_from_dict(model_options, req.model_options, "ModelConfig");
+            options_from_dict(trainer_options, req.trainer_options, "TrainerConfig");
+            options_from_dict(data_options, req.data, "DataOptions");
+            req.tokenizer = tokenizer;
+            if (!train.is_none()) req.train = corpus_arg(train);
+            if (!valid.is_none()) req.valid = corpus_arg(valid);
+            req.resume = resume;
+            std::function<void(const mlm::Notice&)> notify;
+            if (!on_notice.is_none()) {
+                // Held by a shared_ptr that takes the GIL to let go of it: the C++ side copies the
+                // callback without the GIL.
+                std::shared_ptr<py::object> fn(new py::object(on_notice), [](py::object* o) {
+                    py::gil_scoped_acquire gil;
+                    delete o;
+                });
+                notify = [fn](const mlm::Notice& n) {
+                    py::gil_scoped_acquire gil;
+                    try {
+                        (*fn)(n.kind == mlm::Notice::Kind::warning ? "warning" : "info", n.text);
+                    } catch (py::error_already_set& e) {
+                        e.discard_as_unraisable("pymlm: a notice callback");
+                    }
+                };
+            }
+            sync_threads();
+            std::unique_ptr<mlm::Trainer> t;
+            {
+                py::gil_scoped_release release;
+                t = mlm::assemble_run(req, notify);
+            }
+            return t;
+        },
+        py::kw_only(), py::arg("recipe") = py::none(), py::arg("model") = py::none(), py::arg("trainer") = py::none(),
+        py::arg("weights") = py::none(), py::arg("model_options") = py::dict(), py::arg("trainer_options") = py::dict(),
+        py::arg("data_options") = py::dict(), py::arg("tokenizer") = py::none(), py::arg("train") = py::none(),
+        py::arg("valid") = py::none(), py::arg("resume") = false, py::arg("on_notice") = py::none(),
+        R"doc(A TrainerCore with its data set, assembled by the same C++ function as `mlm train` (mlm::assemble_run):
+the recipe (None: DEFAULT_RECIPE unless a whole `trainer` config is given), whole configs, single
+knobs by field name (``{"lr": 1e-3, "masking.mask_probability": 0.2}``) over them, the data
+(Corpus objects, or files in data_options: train, valid, holdout, max_sentences, cache), the
+holdout when there is no held-out data, data.json and the resume rules. on_notice(kind, text) hears
+what the user may want to know ("info" or "warning"). Releases the GIL while it reads.)doc");
+    m.def("non_finite_stop_message", &mlm::non_finite_stop_message, py::arg("result"), py::arg("out_dir"),
+          "Why a run stopped on a non-finite loss or gradient, as one sentence (\"\" for other stops).");
 }
 
 }  // namespace pymlm

@@ -91,6 +91,20 @@ def test_stubs_cover_the_extension_module():
         assert extra == set(), "%s: stub members that do not exist: %s" % (name, sorted(extra))
 
 
+def test_stub_field_parts_match_the_field_tables():
+    """The config classes' stub part is generated from the C++ tables: a knob added there and not
+    regenerated (scripts/gen_stubs.py) fails here."""
+    import runpy
+
+    gen = runpy.run_path(str(pathlib.Path(__file__).resolve().parents[2] / "scripts" / "gen_stubs.py"))
+    text = (PKG / "_core.pyi").read_text()
+    assert gen["generate"](text, core) == text, "run scripts/gen_stubs.py: _core.pyi is out of date"
+    for name in gen["CLASSES"]:
+        fields = getattr(core, name).fields()
+        assert [f["name"] for f in fields] == getattr(core, name).field_names()
+        assert all(f["role"] in ("recipe", "run", "runtime") and f["help"] for f in fields), name
+
+
 def test_package_is_typed():
     assert (PKG / "py.typed").exists()
     for mod in ("__init__.py", "_predict.py", "_training.py"):

@@ -74,11 +74,12 @@ def test_data_forms(tokenizer, tiny_config, sentences, tmp_path):
     losses = []
     for data in (path, str(path), sentences[:300], ids, corpus):
         t = pymlm.Trainer(tiny_config, tokenizer, data, max_steps=3, batch_size=16, progress=False)
-        assert len(t.train_data) == 300 and t.valid_data is None
+        # no valid_data: 10% of the sentences (at most 2,000) held out for evaluation, as `mlm train` does
+        assert len(t.train_data) == 270 and len(t.valid_data) == 30
         losses.append(t.fit().last_loss)
     assert max(losses) == min(losses)          # the same sentences, the same run
-    capped = pymlm.Trainer(tiny_config, tokenizer, path, max_sentences=100, max_steps=1, progress=False)
-    assert len(capped.train_data) == 100
+    capped = pymlm.Trainer(tiny_config, tokenizer, path, max_sentences=100, max_steps=1, holdout=0, progress=False)
+    assert len(capped.train_data) == 100 and capped.valid_data is None
     assert math.isnan(capped.evaluate().loss)  # no held-out data
 
 
@@ -227,7 +228,7 @@ def test_options_and_errors(tokenizer, tiny_config, sentences, tmp_path):
                      eval={"max_sentences": 50})
     cfg = t.config
     assert cfg.masking.mask_probability == 0.3 and cfg.masking.whole_word and cfg.eval.max_sentences == 50
-    assert cfg.optimizer == "adamw" and cfg.schedule == "constant" and cfg.progress == "none"
+    assert cfg.optimizer == "adamw" and cfg.schedule == "constant"
     assert t.fit().steps == 2
     base = pymlm.TrainerConfig(epochs=1, batch_size=16, lr=1e-3)
     t2 = pymlm.Trainer(tiny_config, tokenizer, sentences[:100], config=base, seed=3, progress=False)
