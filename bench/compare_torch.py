@@ -6,6 +6,9 @@
     /usr/bin/python3 bench/compare_torch.py --json docs/benchmark-results.json \\
         --plot docs/benchmark.png --markdown docs/benchmark-table.md
 
+The driver needs only the standard library; the PyTorch side runs on --python, by default the
+venv of scripts/venv.sh (Debian's Python and torch, with pymlm installed for pymlm.torch).
+
 What it does, in order (see docs/benchmarks.md):
  1. Makes sure PyTorch has an optimized BLAS: Debian's python3-torch calls libblas.so.3, which is
     netlib's reference BLAS unless another package provides it. If it is, installs
@@ -48,6 +51,13 @@ PREDICT_SENTENCE = ("The old stone bridge across the river was rebuilt in 1875 a
                     "flood destroyed it.")
 CORETYPES = ["Haswell", "Zen", "SkylakeX", "Cooperlake"]  # besides OpenBLAS's own choice
 NETLIB_HINT = "/blas/libblas.so"
+
+
+def venv_python():
+    """The Python of scripts/venv.sh's venv ($MLM_VENV, default .venv in the repository): Debian's
+    Python with its torch, and pymlm installed, whose pymlm.torch is the PyTorch side's model."""
+    venv = os.environ.get("MLM_VENV") or ".venv"
+    return os.path.join(venv if os.path.isabs(venv) else os.path.join(REPO, venv), "bin", "python")
 
 
 def log(msg=""):
@@ -559,7 +569,9 @@ def main(argv=None):
     ap.add_argument("--work", default=None, help="work directory (default BUILD_DIR/compare)")
     ap.add_argument("--no-build", action="store_true", help="use the programs already in --build-dir")
     ap.add_argument("--no-blas-install", action="store_true")
-    ap.add_argument("--python", default="/usr/bin/python3", help="Python with Debian's torch")
+    ap.add_argument("--python", default=venv_python(),
+                    help="Python with torch and pymlm installed, for the PyTorch side (default: "
+                         "the venv of scripts/venv.sh, %(default)s)")
     ap.add_argument("--openblas-coretype", default="best",
                     help="PyTorch side: best (probe, default), auto (OpenBLAS's own detection) or a name")
     ap.add_argument("--foreach", action="store_true", help="PyTorch side: AdamW(foreach=True)")
@@ -588,6 +600,9 @@ def main(argv=None):
     if args.valid is None:
         p = os.path.join(shared, "wiki-sentences.valid.txt")
         args.valid = p if os.path.exists(p) else os.path.join(REPO, "data", "wiki-valid-2k.txt")
+    if not os.access(args.python, os.X_OK):
+        ap.error(f"--python {args.python} does not exist: the PyTorch side imports pymlm.torch, so it "
+                 f"runs on a Python where pymlm is installed (make the venv: bash scripts/venv.sh)")
     args.data, args.valid = os.path.abspath(args.data), os.path.abspath(args.valid)
     args.build_dir = os.path.abspath(args.build_dir)
     args.work = os.path.abspath(args.work or os.path.join(args.build_dir, "compare"))
