@@ -621,6 +621,20 @@ def text_from_json(args):
     return 0 if ok else 1
 
 
+def repository_relative(obj, corpus):
+    """`obj` (the results) with the repository's path and the corpus's directory left out of its
+    strings ("build-bench/...", "$MLM_DATA/..."), so the results name no path of this machine."""
+    if isinstance(obj, dict):
+        return {k: repository_relative(v, corpus) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [repository_relative(v, corpus) for v in obj]
+    if isinstance(obj, str):
+        if corpus:
+            obj = obj.replace(os.path.abspath(corpus) + os.sep, "$MLM_DATA" + os.sep)
+        return obj.replace(REPO + os.sep, "")
+    return obj
+
+
 def check_same_inputs(results):
     """Both sides saw the same token ids and (same weights) predict the same tokens."""
     out = {}
@@ -653,10 +667,11 @@ def main(argv=None):
     ap.add_argument("--fill-repeats", type=int, help="timed fill-mask passes per process (default 3; --quick 1)")
     ap.add_argument("--batch-tokens", type=int, default=4096)
     ap.add_argument("--data", default=None,
-                    help="training sentences (default ../shared/data/wiki-sentences.train-100k.txt, "
-                         "else the bundled data/wiki-train-30k.txt.xz)")
+                    help="training sentences (default $MLM_DATA/wiki-sentences.train-100k.txt when "
+                         "MLM_DATA names the full corpus's directory, else the bundled "
+                         "data/wiki-train-30k.txt.xz)")
     ap.add_argument("--valid", default=None,
-                    help="sentences for fill-mask (default ../shared/data/wiki-sentences.valid.txt, "
+                    help="sentences for fill-mask (default $MLM_DATA/wiki-sentences.valid.txt, "
                          "else data/wiki-valid-2k.txt)")
     ap.add_argument("--build-dir", default=os.path.join(REPO, "build-bench"))
     ap.add_argument("--work", default=None, help="work directory (default BUILD_DIR/compare)")
@@ -695,12 +710,12 @@ def main(argv=None):
     args.calls = args.calls or (40 if q else 300)
     args.fill_texts = args.fill_texts or (64 if q else 256)
     args.fill_repeats = args.fill_repeats or (1 if q else 3)
-    shared = os.path.join(REPO, "..", "shared", "data")
+    corpus = os.environ.get("MLM_DATA")   # the full corpus (data/README.md), when it is here
     if args.data is None:
-        p = os.path.join(shared, "wiki-sentences.train-100k.txt")
+        p = os.path.join(corpus, "wiki-sentences.train-100k.txt") if corpus else ""
         args.data = p if os.path.exists(p) else os.path.join(REPO, "data", "wiki-train-30k.txt.xz")
     if args.valid is None:
-        p = os.path.join(shared, "wiki-sentences.valid.txt")
+        p = os.path.join(corpus, "wiki-sentences.valid.txt") if corpus else ""
         args.valid = p if os.path.exists(p) else os.path.join(REPO, "data", "wiki-valid-2k.txt")
     if not os.access(args.python, os.X_OK):
         ap.error(f"--python {args.python} does not exist: the PyTorch side imports pymlm.torch, so it "
@@ -791,6 +806,7 @@ def main(argv=None):
            "openblas_coretype": {"chosen": coretype or "OpenBLAS's own detection", "probe": probe},
            "inputs": dict(prep_info, predict_sentence=PREDICT_SENTENCE, predict_position=predict_position),
            "same_inputs": same, "table": rows, "measurements": summary, "measuring_seconds": elapsed}
+    doc = repository_relative(doc, corpus)
     for path in (out_json, out_md, out_png):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(out_json, "w") as f:
