@@ -1,7 +1,8 @@
 // bench_train_step — training throughput at the reference size on real Wikipedia batches, and
 // the fraction of the machine's GEMM rate a whole step reaches.
 //
-//   bench_train_step --data ../shared/data/wiki-sentences.train-100k.txt
+//   bench_train_step [--data FILE]   (default $MLM_DATA/wiki-sentences.train-100k.txt, the full
+//                                     corpus of data/README.md, else data/wiki-train-30k.txt.xz)
 //                    [--tokenizer tok.model] [--save-tokenizer tok.model]
 //                    [--batch-tokens 4096] [--fixed 32x128] [--steps 4]
 //                    [--export-batches FILE] [--batches FILE]
@@ -132,8 +133,9 @@ std::vector<std::vector<int32_t>> full_length_rows(const mlm::TokenizedCorpus& c
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string data = "../shared/data/wiki-sentences.train-100k.txt", tokenizer_path, save_tokenizer,
-                export_path, batches_path, json_path;
+    const char* corpus = std::getenv("MLM_DATA");
+    std::string data = corpus ? std::string(corpus) + "/wiki-sentences.train-100k.txt" : "data/wiki-train-30k.txt.xz",
+                tokenizer_path, save_tokenizer, export_path, batches_path, json_path;
     int batch_tokens = 4096, threads = 2, runs = 5, steps = 4, fixed_b = 0, fixed_t = 0, gemm = 1;
     for (int i = 1; i < argc; i += 2) {
         const std::string k = argv[i];

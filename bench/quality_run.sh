@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quality runs of docs/quality.md: the reference-size model trained from scratch on the full
-# Wikipedia corpus (../shared/data) for a wall-time budget of 2 hours on 2 threads, with a recipe.
+# Wikipedia corpus ($MLM_DATA) for a wall-time budget of 2 hours on 2 threads, with a recipe.
 #
 #   bash bench/quality_run.sh RECIPE [SESSION] [-- MORE MLM TRAIN OPTIONS]   # RECIPE: original | best
 #
@@ -23,7 +23,8 @@
 # throughput here (2 threads, idle machine) times the budget, less a few percent for evaluations and
 # checkpoints, so the schedule ends just before the budget does. --max-total-time is the hard stop.
 #
-# Environment: MLM_DATA (default ../shared/data), MLM_QUALITY_DIR (default runs/quality),
+# Environment: MLM_DATA (required: the directory of the full corpus, see data/README.md),
+# MLM_QUALITY_DIR (default runs/quality),
 # MLM_BUILD_DIR (default build-quality: a Release build of this checkout).
 set -euo pipefail
 
@@ -39,7 +40,7 @@ if [[ $# -gt 0 ]]; then
     shift
     extra=("$@")
 fi
-data=${MLM_DATA:-$here/../shared/data}
+data=${MLM_DATA:?set MLM_DATA to the directory of the full Wikipedia corpus (see data/README.md)}
 work=${MLM_QUALITY_DIR:-$here/runs/quality}
 build=${MLM_BUILD_DIR:-$here/build-quality}
 budget=${MLM_QUALITY_BUDGET:-2h}

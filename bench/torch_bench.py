@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The PyTorch side of bench/compare_torch.py: the project's own reference model
-(bench/torch_reference.py) trained and queried the way the C++ benchmark programs do, one
-measurement per process, results as JSON.
+"""The PyTorch side of bench/compare_torch.py: the project's own reference model (pymlm.torch)
+trained and queried the way the C++ benchmark programs do, one measurement per process, results
+as JSON. Runs on a Python where pymlm is installed (scripts/venv.sh's venv, with Debian's torch).
 
     torch_bench.py info  [--json F]                 torch version, BLAS library, sgemm GFLOP/s
     torch_bench.py gemm  --threads N [--json F]     sgemm GFLOP/s on a training step's shapes
@@ -41,9 +41,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import torch_reference as ref  # noqa: E402
+try:
+    import pymlm.torch as ref
+except ImportError as e:
+    sys.exit(f"torch_bench.py: {e}: run it on a Python where pymlm is installed (the venv of "
+             f"scripts/venv.sh, which sees Debian's torch)")
 
 IGNORE = ref.IGNORE_INDEX
 

@@ -4,12 +4,14 @@
 # Does all of its own set-up on a fresh Debian bookworm machine (root or sudo, Debian's package
 # archive reachable; nothing else from the network), then runs every test:
 #   1. deps      scripts/install-deps.sh (a no-op when every package is there)
-#   2. build     configure + build build/ (Release, OpenMP, -march=native, tests, CLI, examples,
+#   2. venv      scripts/venv.sh: .venv + `pip install .` (pymlm built through CMake); first, as
+#                the PyTorch comparisons of every ctest stage run on its Python (they import the
+#                reference model, pymlm.torch, from the installed package)
+#   3. build     configure + build build/ (Release, OpenMP, -march=native, tests, CLI, examples,
 #                bench)
-#   3. ctest     every doctest program, the PyTorch comparison, and consumer_find_package
+#   4. ctest     every doctest program, the PyTorch comparisons, and consumer_find_package
 #                (install into a scratch prefix, then find_package(mlm) from a separate project)
-#   4. build-noomp / 5. ctest-noomp   the same with -DMLM_OPENMP=OFF (all single-threaded)
-#   6. venv      scripts/venv.sh: .venv + `pip install .` (pymlm built through CMake)
+#   5. build-noomp / 6. ctest-noomp   the same with -DMLM_OPENMP=OFF (all single-threaded)
 #   7. pytest    tests/python with the venv's Python
 #   8. notebook  executes examples/*.ipynb end to end with nbclient (Debian's python3-nbclient) on
 #                a kernel that runs the venv's Python (a kernelspec in a temporary JUPYTER_PATH);
@@ -25,7 +27,7 @@
 # A stage that fails does not stop the independent ones; the script exits non-zero if any failed.
 #
 # Environment: MLM_BUILD_DIR (build), MLM_NOOMP_BUILD_DIR (build-noomp), MLM_TEST_NOOMP=0 skips
-# stages 4-5, MLM_JOBS (nproc) build and ctest parallelism, MLM_VENV (.venv), MLM_TEST_NOTEBOOK=0
+# stages 5-6, MLM_JOBS (nproc) build and ctest parallelism, MLM_VENV (.venv), MLM_TEST_NOTEBOOK=0
 # skips stage 8, MLM_NOTEBOOK_OUT=DIR keeps the executed notebooks there, MLM_ASAN_BUILD_DIR
 # (build-asan), MLM_TEST_ASAN=0 skips stages 9-10, MLM_TSAN_BUILD_DIR (build-tsan),
 # MLM_TEST_TSAN=0 skips stages 11-12, MLM_TEST_FUZZ=0 skips stage 13. ASAN_OPTIONS, UBSAN_OPTIONS
@@ -40,6 +42,7 @@ tsan_dir=${MLM_TSAN_BUILD_DIR:-build-tsan}
 jobs=${MLM_JOBS:-$(nproc 2>/dev/null || echo 2)}
 export MLM_VENV=${MLM_VENV:-.venv}
 venv=$MLM_VENV
+case $venv in /*) venv_abs=$venv ;; *) venv_abs=$PWD/$venv ;; esac  # not resolved (a symlink)
 t0=$SECONDS
 passed=() failed=() skipped=()
 
@@ -65,7 +68,8 @@ configure_and_build_target() {  # DIR TARGET CMAKE_ARGS... (later -D arguments w
   local dir=$1 target=$2; shift 2
   local gen=()
   [[ -f $dir/CMakeCache.txt ]] || ! command -v ninja >/dev/null || gen=(-G Ninja)
-  cmake -S . -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DMLM_BUILD_TESTS=ON "$@" &&
+  cmake -S . -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DMLM_BUILD_TESTS=ON \
+        "-DMLM_TEST_PYTHON=$venv_abs/bin/python" "$@" &&
     cmake --build "$dir" --parallel "$jobs" --target "$target"
 }
 
@@ -150,6 +154,9 @@ if ! stage deps bash scripts/install-deps.sh; then
   exit 1
 fi
 
+venv_ok=0
+stage venv bash scripts/venv.sh && venv_ok=1
+
 if stage build configure_and_build "$build_dir"; then
   stage ctest run_ctest "$build_dir"
 else
@@ -166,7 +173,7 @@ else
   skip build-noomp "MLM_TEST_NOOMP=0"; skip ctest-noomp "MLM_TEST_NOOMP=0"
 fi
 
-if stage venv bash scripts/venv.sh; then
+if ((venv_ok)); then
   stage pytest run_pytest
   if [[ ${MLM_TEST_NOTEBOOK:-1} == 0 ]]; then
     skip notebook "MLM_TEST_NOTEBOOK=0"

@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """ctest masked_lm_torch_logits: a checkpoint written by mlm loads into the project's PyTorch
-reference model (bench/torch_reference.py) and gives the logits of the C++ inference path.
+reference model (pymlm.torch) and gives the logits of the C++ inference path.
 
-    check_torch_logits.py TEST_MASKED_LM_BINARY WORK_DIR
+    PYTHON check_torch_logits.py TEST_MASKED_LM_BINARY WORK_DIR
+
+PYTHON is one where pymlm is installed (the venv of scripts/venv.sh; ctest runs this through
+tests/torch_python.sh, which also checks that its pymlm.torch is this source tree's).
 
 Runs `TEST_MASKED_LM_BINARY --write-torch-case=WORK_DIR`, which writes, for both norm placements,
 a checkpoint directory (config.json, model.safetensors, tokenizer.model) and cases.safetensors
 (ids.<i> I32 [n], logits.<i> F32 [n, V]: the C++ logits at every position of sentence i). Each
-checkpoint is loaded with torch_reference.load_checkpoint (numpy safetensors reader, config from
+checkpoint is loaded with pymlm.torch.load (its own numpy safetensors reader, config from
 config.json, the tied head re-tied) and the logits are recomputed in float32.
 
-Exit codes: 0 pass, 1 mismatch or error, 77 (ctest: skipped) when torch is not importable.
+Exit codes: 0 pass, 1 mismatch or error, 77 (ctest: skipped) when torch or pymlm is not importable.
 """
-import json
 import os
 import subprocess
 import sys
@@ -20,17 +22,15 @@ import sys
 try:
     import numpy as np
     import torch
-except ImportError as e:  # only a missing torch/numpy skips the test
-    print(f"torch is not importable ({e}): skipping the PyTorch logits comparison")
+
+    import pymlm.torch as ref
+except ImportError as e:  # only a missing torch, numpy or pymlm skips the test
+    print(f"{e}: skipping the PyTorch logits comparison (needs a Python with torch and pymlm)")
     sys.exit(77)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "bench"))
-import torch_reference as ref  # noqa: E402
-
 # float32 on both sides, different summation orders: logits are O(1) here (init_std 0.3).
-ATOL = 2e-4
-RTOL = 1e-4
+ATOL = ref.LOGITS_ATOL
+RTOL = ref.LOGITS_RTOL
 
 
 def main(argv):
@@ -43,13 +43,10 @@ def main(argv):
     failures = 0
     for placement in ("reference", "pre"):
         ckpt = os.path.join(work, placement)
-        with open(os.path.join(ckpt, "config.json")) as f:
-            config = ref.Config.from_json(f.read())
-        if config.norm_placement != placement:
-            print(f"{ckpt}: config.json says norm_placement {config.norm_placement!r}")
+        model = ref.load(ckpt)
+        if model.config.norm_placement != placement:
+            print(f"{ckpt}: config.json says norm_placement {model.config.norm_placement!r}")
             return 1
-        model = ref.load_checkpoint(os.path.join(ckpt, "model.safetensors"), config=config)
-        model.eval()
         cases, _ = ref.load_safetensors(os.path.join(ckpt, "cases.safetensors"))
         n_cases = len([k for k in cases if k.startswith("ids.")])
         assert n_cases > 0, "no cases written"

@@ -1,4 +1,4 @@
-// The engine against the project's PyTorch reference (bench/torch_reference.py).
+// The engine against the project's PyTorch reference (pymlm.torch, python/pymlm/torch.py).
 //
 // Committed fixtures (tests/fixtures/tiny_*.safetensors, made by tests/fixtures/make_fixtures.py)
 // hold a tiny model's parameters, a ragged padded batch, torch's logits, loss, every parameter

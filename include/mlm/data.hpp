@@ -9,7 +9,7 @@
 // - Batcher: per-epoch seeded shuffling and batching, by a fixed number of sequences or by a
 //   token budget with length bucketing; every sequence appears exactly once per epoch.
 //
-//   mlm::LineReader reader("/work/shared/data/wiki-sentences.train.txt.xz");
+//   mlm::LineReader reader("data/wiki-train-30k.txt.xz");
 //   std::string line;
 //   while (reader.next(line)) { ... }
 //

@@ -21,6 +21,10 @@ during ``pip install .``) and adds Python conveniences on top. The original note
 Long calls (training, tokenizer training, batch encoding, evaluation, fill_mask and predict_mask)
 release the GIL; Ctrl-C stops training cleanly after the current step with its checkpoint
 written. ``set_num_threads(n)`` sets the OpenMP threads of the calling thread.
+
+``pymlm.torch`` is the same model in PyTorch (``pymlm.torch.load(dir)`` gives an ``nn.Module`` with
+a checkpoint's weights and mlm's logits); ``import pymlm`` does not import torch, ``import
+pymlm.torch`` does.
 """
 from ._core import (  # noqa: F401
     CheckpointError,

@@ -2,9 +2,7 @@
 import copy
 import gc
 import importlib.util
-import pathlib
 import pickle
-import sys
 
 import numpy as np
 import pytest
@@ -201,11 +199,8 @@ def test_matches_the_pytorch_reference(model, batch, tiny_config):
     """The same weights (through state_dict) give the PyTorch reference model's loss and logits."""
     import torch
 
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
-    try:
-        import torch_reference as ref
-    finally:
-        sys.path.pop(0)
+    import pymlm.torch as ref
+
     cfg = ref.Config.from_json(tiny_config.to_json())
     ref_model = ref.MLMEncoder(cfg, seed=123).eval()
     ref_model.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict(include_head=True).items()})

@@ -12,11 +12,11 @@
 // blocking kc depends only on the problem, never on the thread count, so every element of C is
 // summed in the same order whatever the split: results are bitwise identical for 1 or 2 threads.
 //
-// float on AVX-512 CPUs runs our own kernel (gemm_avx512.hpp: ~96 GFLOP/s per thread on the
-// step's shapes here against Eigen's ~78, of ~117 the FMA unit allows); double, and float
-// elsewhere, use Eigen's internal GEMM driver (general_matrix_matrix_product, level3_blocking),
-// which is stable across Eigen 3.3/3.4. `gemm_reference` below is the plain Eigen product, kept
-// to test against.
+// float on AVX-512 CPUs runs our own kernel (gemm_avx512.hpp: faster than Eigen's on the step's
+// shapes; bench/bench_gemm measures both against the FMA peak, see docs/benchmarks.md); double,
+// and float elsewhere, use Eigen's internal GEMM driver (general_matrix_matrix_product,
+// level3_blocking), which is stable across Eigen 3.3/3.4. `gemm_reference` below is the plain
+// Eigen product, kept to test against.
 #pragma once
 
 #include <algorithm>

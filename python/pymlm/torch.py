@@ -1,16 +1,32 @@
-#!/usr/bin/env python3
-"""mlm's own PyTorch implementation of the reference model (the "Masked Language Modeling from
-Scratch" notebook's encoder), used to make the C++ test fixtures and as the benchmark reference.
+"""pymlm.torch: the PyTorch version of mlm's model, the project's correctness oracle.
 
-    import torch_reference as ref
-    model = ref.MLMEncoder(ref.Config(), seed=0)          # 6,861,056 parameters
+The reference model (the "Masked Language Modeling from Scratch" notebook's encoder) written
+in plain PyTorch, module for module, with the checkpoint keys of include/mlm/parameters.hpp. It
+makes the C++ test fixtures, is the other side of the benchmark, and loads any checkpoint mlm
+saves. Importing pymlm does not import torch; importing pymlm.torch does (and torch changes the
+process's OpenMP thread count: set both sides' threads explicitly before comparing timings).
+
+    import pymlm.torch
+    model = pymlm.torch.load("runs/demo/best")        # nn.Module in eval mode, float32
+    ids = model.tokenize(["the capital of france is [MASK]."])   # [B, T] LongTensor, right-padded
+    with torch.no_grad():
+        _, logits = model(ids)                         # [B, T, V]: mlm's logits (see below)
+
+mlm's logits for the same checkpoint and ids (pymlm.MaskedLM.logits, pymlm.Model.forward) agree
+with this module's within |torch - mlm| <= LOGITS_ATOL + LOGITS_RTOL * |torch| (float32 on both
+sides, different summation orders; tests/python/test_torch_reference.py checks it).
+
+Lower level, as the fixtures and the benchmark use it:
+
+    from pymlm.torch import Config, MLMEncoder
+    model = MLMEncoder(Config(), seed=0)                  # 6,861,056 parameters
     loss, logits = model(input_ids, labels)               # logits at every position, [B, T, V]
     loss, masked_logits = model.forward_masked_only(input_ids, labels)   # head on labelled rows
     loss, masked_logits = model.forward_packed(input_ids, labels)   # per sequence, no pad compute
-    ref.save_checkpoint(model, "model.safetensors")       # numpy-only safetensors writer
-    model = ref.load_checkpoint("model.safetensors")
+    pymlm.torch.save_checkpoint(model, "model.safetensors")      # numpy-only safetensors writer
+    model = pymlm.torch.load_checkpoint("model.safetensors")
 
-    python3 bench/torch_reference.py --selftest
+    python -m pymlm.torch --selftest
 
 Decisions the C++ engine must match (B batch, T padded length, C dim, H heads, D = C / H,
 F = ffn_mult * C, V vocab):
@@ -71,7 +87,7 @@ import sys
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -79,6 +95,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
+
+# |torch - mlm| <= LOGITS_ATOL + LOGITS_RTOL * |torch| for the logits of one checkpoint in float32:
+# the bound the project's comparisons (tests/check_torch_logits.py, tests/python/) hold to.
+LOGITS_ATOL = 2e-4
+LOGITS_RTOL = 1e-4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +268,7 @@ class MLMEncoder(nn.Module):
         c = config if config is not None else Config()
         c.validate()
         self.config = c
+        self.tokenizer = None   # a pymlm.Tokenizer: load() sets the checkpoint's (see tokenize())
         self.embedding = Embedding(c)
         self.encoders = nn.ModuleList([Block(c) for _ in range(c.n_layers)])
         self.ln_f = RMSNorm(c.dim, c.norm_eps)
@@ -274,6 +296,24 @@ class MLMEncoder(nn.Module):
 
     def key_padding_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         return input_ids == self.config.pad_id
+
+    def tokenize(self, texts: "str | Sequence[str]") -> torch.Tensor:
+        """Token ids [B, T] (int64) of `texts` with self.tokenizer, as mlm encodes them
+        (pymlm.MaskedLM.encode: "[MASK]" in a text becomes mask_id, each text is cut to max_len),
+        right-padded with pad_id to the longest. One string gives B = 1."""
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer: load() a checkpoint directory that has "
+                             "a tokenizer.model, or set model.tokenizer to a pymlm.Tokenizer")
+        if isinstance(texts, str):
+            texts = [texts]
+        rows = self.tokenizer.encode_batch(list(texts), self.config.max_len)
+        for i, row in enumerate(rows):
+            if len(row) == 0:
+                raise ValueError(f"text {i} ({texts[i]!r}) has no tokens")
+        ids = torch.full((len(rows), max(len(r) for r in rows)), self.config.pad_id, dtype=torch.long)
+        for b, row in enumerate(rows):
+            ids[b, :len(row)] = torch.as_tensor(row, dtype=torch.long)
+        return ids
 
     def encode(self, input_ids: torch.Tensor,
                key_padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -473,6 +513,52 @@ def load_checkpoint(path: str, config: Optional[Config] = None) -> MLMEncoder:
     return model
 
 
+def _checkpoint_file(directory: str, name: str) -> str:
+    """DIR/NAME, or DIR/.checkpoint-commit/NAME when an interrupted checkpoint write left the new
+    file there (mlm::checkpoint_file, src/checkpoint.cpp)."""
+    committed = os.path.join(directory, ".checkpoint-commit", name)
+    return committed if os.path.exists(committed) else os.path.join(directory, name)
+
+
+def load(path: "str | os.PathLike[str]", *, dtype: torch.dtype = torch.float32) -> MLMEncoder:
+    """The checkpoint at `path` as an MLMEncoder (an nn.Module) in eval mode.
+
+    `path` is a checkpoint directory as mlm writes it (`mlm train`'s run directory or its best/,
+    pymlm.Trainer's out_dir, MaskedLM.save): config.json, model.safetensors and, when present,
+    tokenizer.model, which becomes model.tokenizer (a pymlm.Tokenizer; model.tokenize() uses it).
+    It may also name a .safetensors file: the config then comes from a config.json next to it,
+    else from the file's metadata (save_checkpoint writes it there). model.config is the
+    checkpoint's Config. The weights are read by this module's own numpy safetensors reader, not
+    by mlm's loader, and cast to `dtype`.
+
+        model = pymlm.torch.load("runs/demo/best")
+        with torch.no_grad():
+            _, logits = model(model.tokenize("the capital of france is [MASK]."))
+    """
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        directory, weights = p, _checkpoint_file(p, "model.safetensors")
+        if not os.path.exists(weights):
+            raise FileNotFoundError(f"{p} is not a checkpoint directory: it has no model.safetensors "
+                                    f"(a checkpoint holds config.json, model.safetensors and "
+                                    f"tokenizer.model)")
+    elif os.path.exists(p):
+        directory, weights = os.path.dirname(p) or ".", p
+    else:
+        raise FileNotFoundError(f"{p}: no such checkpoint directory or file")
+    config = None   # then load_checkpoint takes it from the file's metadata
+    config_path = _checkpoint_file(directory, "config.json")
+    if os.path.exists(config_path):
+        with open(config_path, encoding="utf-8") as f:
+            config = Config.from_json(f.read())
+    model = load_checkpoint(weights, config=config).to(dtype).eval()
+    tokenizer_path = _checkpoint_file(directory, "tokenizer.model")
+    if os.path.exists(tokenizer_path):
+        from ._core import Tokenizer   # pymlm's own, already loaded by `import pymlm`
+        model.tokenizer = Tokenizer.load(tokenizer_path)
+    return model
+
+
 # ---------------------------------------------------------------------------------------------
 # self-check
 # ---------------------------------------------------------------------------------------------
@@ -565,7 +651,7 @@ def selftest() -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m pymlm.torch", description=__doc__.split("\n")[0])
     ap.add_argument("--selftest", action="store_true", help="run the self-check")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args(argv)
