@@ -82,8 +82,10 @@ TEST_CASE("every table lists each field of its struct once, with a help text") {
     check_table_is_well_formed<mlm::MaskingOptions>();
     check_table_is_well_formed<mlm::EvalOptions>();
     check_table_is_well_formed<mlm::DataOptions>();
-    CHECK(mlm::field_count<mlm::TrainerConfig>() == 45);
-    CHECK(mlm::field_paths<mlm::TrainerConfig>().size() == 45 - 2 + 5 + 7);  // the groups' fields
+    // TrainerConfig's groups count once as fields and once per field of theirs as paths
+    CHECK(mlm::field_paths<mlm::TrainerConfig>().size() ==
+          mlm::field_count<mlm::TrainerConfig>() - 2 + mlm::field_count<mlm::MaskingOptions>() +
+              mlm::field_count<mlm::EvalOptions>());
 }
 
 TEST_CASE("JSON carries every field: each one changed alone comes back, and only it") {
@@ -102,7 +104,7 @@ TEST_CASE("JSON carries every field: each one changed alone comes back, and only
         CHECK(mlm::fields_equal(round_trip(c), c));
         ++fields;
     });
-    CHECK(fields == 55);
+    CHECK(fields == static_cast<int>(mlm::field_paths<mlm::TrainerConfig>().size()));
     for_each_leaf<mlm::ModelConfig>([&](const std::string& path, mlm::Role, auto mutate) {
         CAPTURE(path);
         mlm::ModelConfig c;
