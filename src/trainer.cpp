@@ -57,6 +57,7 @@ BatcherOptions batcher_options(const TrainerConfig& c) {
     o.max_tokens = c.batch_tokens;
     o.max_sequences = c.max_batch_sequences;
     o.bucketing = c.bucketing;
+    o.bucket_batches = c.bucket_batches;
     o.shuffle = true;
     o.drop_last = false;
     return o;

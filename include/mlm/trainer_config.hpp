@@ -83,6 +83,7 @@ struct TrainerConfig {
     std::size_t batch_tokens = 0;
     std::size_t max_batch_sequences = 0;
     BatcherOptions::Bucketing bucketing = BatcherOptions::Bucketing::automatic;
+    std::size_t bucket_batches = 64;
     int grad_accum = 1;
 
     // optimizer
@@ -158,6 +159,9 @@ inline const auto& fields(const TrainerConfig*) {
         field(&C::max_batch_sequences, "max_batch_sequences", recipe, "batches",
               "Token-budget batches: at most this many sentences each (0: no cap)"),
         field(&C::bucketing, "bucketing", recipe, "batches", "Length bucketing (auto: on with batch_tokens)"),
+        field(&C::bucket_batches, "bucket_batches", recipe, "batches",
+              "Length bucketing: windows of this many batches' worth of shuffled sentences are sorted by length, then "
+              "cut into batches (more: lengths more alike within a batch, batches less random)"),
         field(&C::grad_accum, "grad_accum", recipe, "batches", "Batches per optimizer step"),
 
         field(&C::optimizer, "optimizer", recipe, "optimizer", "adam (torch.optim.Adam: L2 decay) or adamw (decoupled decay)"),

@@ -547,6 +547,7 @@ class TrainerConfig:
     batch_tokens: int
     max_batch_sequences: int
     bucketing: str
+    bucket_batches: int
     grad_accum: int
     optimizer: str
     lr: float
@@ -595,6 +596,7 @@ class TrainerConfig:
         batch_tokens: int = 0,
         max_batch_sequences: int = 0,
         bucketing: str = "auto",
+        bucket_batches: int = 64,
         grad_accum: int = 1,
         optimizer: str = "adam",
         lr: float = 0.0006,
