@@ -7,6 +7,8 @@
 #include <filesystem>
 
 #include <mlm/checkpoint.hpp>
+#include <mlm/file_io.hpp>
+#include <mlm/hash.hpp>
 #include <mlm/safetensors.hpp>
 
 #include "fields_json.hpp"

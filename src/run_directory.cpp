@@ -8,6 +8,8 @@
 #include <stdexcept>
 
 #include <mlm/checkpoint.hpp>
+#include <mlm/file_io.hpp>
+#include <mlm/hash.hpp>
 #include <mlm/safetensors.hpp>
 #include <mlm/tokenizer.hpp>
 

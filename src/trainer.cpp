@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include <mlm/checkpoint.hpp>
+#include <mlm/threads.hpp>
 
 #include "run_directory.hpp"
 

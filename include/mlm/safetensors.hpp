@@ -48,18 +48,13 @@
 #include <type_traits>
 #include <vector>
 
+#include "file_io.hpp"  // CheckpointError, write_file_atomic, read_file
+
 namespace mlm {
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "mlm's safetensors I/O assumes a little-endian host"
 #endif
-
-// A checkpoint file or directory that cannot be read or written as asked. The message names the
-// file, the tensor (when there is one) and the problem.
-class CheckpointError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
 
 // The element types of safetensors, spelled as in the file.
 enum class Dtype { BOOL, U8, I8, F8_E5M2, F8_E4M3, I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64 };
@@ -203,12 +198,6 @@ private:
     std::map<std::string, std::size_t> index_;
     std::map<std::string, std::string> metadata_;
 };
-
-// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename, fsync the
-// directory). On failure the old file is untouched and CheckpointError is thrown.
-void write_file_atomic(const std::string& path, const std::string& bytes);
-// The whole file; CheckpointError if it cannot be read.
-std::string read_file(const std::string& path);
 
 namespace detail {
 // Converts n floating-point elements (F16, BF16, F32, F64) to F32 or F64.

@@ -43,6 +43,8 @@
 #include <string_view>
 #include <vector>
 
+#include "hash.hpp"  // detail::hash_bytes (fingerprints)
+
 namespace mlm {
 
 enum class TokenizerModel { unigram, bpe };
@@ -167,7 +169,6 @@ namespace detail {
 bool sanitize_utf8(std::string_view text, std::string& out);
 // BERT-style accent stripping (see the file comment); the input must be valid UTF-8.
 std::string strip_accents(std::string_view text);
-uint64_t hash_bytes(const void* data, std::size_t n, uint64_t seed = 0);
 }  // namespace detail
 
 }  // namespace mlm

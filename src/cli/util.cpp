@@ -3,7 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include <mlm/ops/common.hpp>
+#include <mlm/threads.hpp>
 
 #include "cli.hpp"
 

@@ -11,9 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "../threads.hpp"  // max_threads, thread_index, set_num_threads
 
 namespace mlm {
 
@@ -30,31 +28,6 @@ template <class T>
 using CStridedMapR = Eigen::Map<const MatrixR<T>, 0, Eigen::OuterStride<>>;
 template <class T>
 using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
-
-// Threads available to our own parallel loops (1 without OpenMP).
-inline int max_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-inline int thread_index() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-// Sets the threads of our loops and of Eigen's products (OpenMP builds; a no-op otherwise).
-inline void set_num_threads(int n) {
-#ifdef _OPENMP
-    if (n > 0) omp_set_num_threads(n);
-#endif
-    Eigen::setNbThreads(n > 0 ? n : 1);
-}
 
 namespace detail {
 
