@@ -68,19 +68,7 @@ uint64_t corpus_fingerprint(const TokenizedCorpus& c) {
     return h;
 }
 
-ordered_json metrics_to_json(const EvalMetrics& m) {
-    auto num = [](double x) { return std::isfinite(x) ? ordered_json(x) : ordered_json(nullptr); };
-    return ordered_json{{"sentences", m.sentences},
-                        {"masked_tokens", m.masked_tokens},
-                        {"loss", num(m.loss)},
-                        {"accuracy", num(m.accuracy)},
-                        {"perplexity", num(m.perplexity())},
-                        {"single_mask_sentences", m.single_mask_sentences},
-                        {"single_mask_accuracy", num(m.single_mask_accuracy)},
-                        {"single_mask_top" + std::to_string(m.top_k) + "_accuracy", num(m.single_mask_topk_accuracy)},
-                        {"single_mask_loss", num(m.single_mask_loss)},
-                        {"seconds", m.seconds}};
-}
+ordered_json metrics_to_json(const EvalMetrics& m) { return ordered_json::parse(to_json(m)); }
 
 std::string state_to_json(const RunState& s) {
     ordered_json j;

@@ -97,6 +97,10 @@ struct EvalMetrics {
 };
 
 // Running sums of cross-entropy, top-1 and top-k hits over rows of logits.
+// The metrics as a JSON object (NaN as null; the top-k accuracy named by its k,
+// "single_mask_top5_accuracy"): log.jsonl, best/metrics.json, `mlm eval --json`. Compiled part.
+std::string to_json(const EvalMetrics& metrics);
+
 class MetricAccumulator {
 public:
     explicit MetricAccumulator(int top_k = 5) : top_k_(top_k) {}

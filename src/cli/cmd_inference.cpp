@@ -18,8 +18,6 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-json num(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
-
 // ---- eval ------------------------------------------------------------------------------------
 
 struct EvalArgs {
@@ -35,20 +33,10 @@ int run_eval(const EvalArgs& a) {
     const MaskedLM lm = MaskedLM::load(a.checkpoint);
     const EvalMetrics m = lm.evaluate_file(a.input, a.options);
     if (a.as_json) {
-        json j{{"checkpoint", a.checkpoint},
-               {"input", a.input},
-               {"sentences", m.sentences},
-               {"masked_tokens", m.masked_tokens},
-               {"loss", num(m.loss)},
-               {"accuracy", num(m.accuracy)},
-               {"perplexity", num(m.perplexity())},
-               {"single_mask_sentences", m.single_mask_sentences},
-               {"single_mask_accuracy", num(m.single_mask_accuracy)},
-               {"single_mask_top" + std::to_string(m.top_k) + "_accuracy", num(m.single_mask_topk_accuracy)},
-               {"single_mask_loss", num(m.single_mask_loss)},
-               {"seed", a.options.seed},
-               {"mask_probability", a.options.mask_probability},
-               {"seconds", m.seconds}};
+        json j{{"checkpoint", a.checkpoint}, {"input", a.input}};
+        j.update(json::parse(to_json(m)));
+        j["seed"] = a.options.seed;
+        j["mask_probability"] = a.options.mask_probability;
         std::printf("%s\n", j.dump().c_str());
         return 0;
     }
