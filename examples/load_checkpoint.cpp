@@ -33,10 +33,7 @@ int main(int argc, char** argv) {
                     static_cast<long long>(m.sentences), m.loss, m.perplexity(), m.accuracy,
                     m.single_mask_accuracy, m.top_k, m.single_mask_topk_accuracy);
         return 0;
-    } catch (const mlm::CheckpointError& e) {
-        std::fprintf(stderr, "example_load_checkpoint: %s\n", e.what());
-        return 1;
-    } catch (const std::exception& e) {
+    } catch (const std::exception& e) {  // mlm::CheckpointError for a missing or damaged checkpoint
         std::fprintf(stderr, "example_load_checkpoint: %s\n", e.what());
         return 1;
     }

@@ -18,7 +18,7 @@
 //   std::cout << two.size() << " masks, best second: " << two[1][0].token_str << "\n";
 //
 // (examples/fill_mask.cpp and examples/predict_mask.cpp are whole programs doing this; the lines
-// above are compiled and run by tests/CMakeLists.txt's header examples.)
+// above are compiled and run by the test test_header_examples, see tests/CMakeLists.txt.)
 //
 // predict_mask follows the original's predict_mask: the sentence is tokenized (lower-cased,
 // truncated to max_len), one token is replaced by [MASK] and the model's argmax fills it (over the

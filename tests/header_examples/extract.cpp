@@ -3,8 +3,8 @@
 //
 //   header_example_extract HEADER OUT.inc NAME CONTEXT run|compile
 //
-// (tests/CMakeLists.txt runs it for every include/mlm/*.hpp and compiles the OUT.inc files as one
-// program, test_header_examples.)
+// (tests/CMakeLists.txt runs it for every include/mlm/*.hpp and README.md, and compiles the
+// OUT.inc files as one program, test_header_examples.)
 //
 // The file-top comment is the header's leading run of `//` lines. A usage example is every run of
 // lines indented by at least three spaces (`//   code`) that follows an empty `//` line; an
