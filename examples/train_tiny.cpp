@@ -1,4 +1,4 @@
-// Trains a tiny masked-language model on a few hundred of the bundled sentences and writes a
+// Trains a tiny masked-language model on 2,000 of the bundled sentences and writes a
 // checkpoint: a whole run (tokenizer, model, trainer) at toy scale, in a few seconds.
 //
 //   example_train_tiny [DATA_DIR [OUT_DIR]]        (defaults: data runs/tiny)
@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
                         r.metrics.loss, r.metrics.accuracy);
             return false;  // true would stop the run
         };
+        trainer.on_notice = [](const mlm::Notice& n) { std::fprintf(stderr, "note: %s\n", n.text.c_str()); };
         const mlm::TrainResult result = trainer.train();
         std::printf("trained %lld steps: last loss %.3f, best validation loss %.3f at step %lld\n",
                     static_cast<long long>(result.steps), result.last_loss, result.best_val_loss,
