@@ -276,24 +276,21 @@ std::vector<FillMaskCandidate> MaskedLM::fill_mask_row(const float* logits, std:
     return out;
 }
 
-std::vector<std::vector<FillMaskCandidate>> MaskedLM::fill_mask(const std::string& text, int top_k,
-                                                                const std::vector<std::string>& targets) const {
+FillMaskResult MaskedLM::fill_mask(const std::string& text, int top_k, const std::vector<std::string>& targets) const {
     if (top_k < 1) throw std::invalid_argument("fill_mask: top_k must be positive, got " + std::to_string(top_k));
     const std::vector<int32_t> candidates = fill_mask_candidates(targets);
     std::vector<int32_t> ids = encode(text);
     const std::vector<int32_t> rows = mask_rows(ids, text, "");
     const std::vector<float> all = logits(ids, rows);
-    std::vector<std::vector<FillMaskCandidate>> out(rows.size());
+    FillMaskResult out(rows.size());
     for (std::size_t r = 0; r < rows.size(); ++r)
         out[r] = fill_mask_row(all.data() + r * static_cast<std::size_t>(config().vocab_size), ids, rows[r],
                                candidates, top_k);
     return out;
 }
 
-std::vector<std::vector<std::vector<FillMaskCandidate>>> MaskedLM::fill_mask(const std::vector<std::string>& texts,
-                                                                             int top_k,
-                                                                             const std::vector<std::string>& targets,
-                                                                             int batch_tokens) const {
+FillMaskResults MaskedLM::fill_mask(const std::vector<std::string>& texts, int top_k,
+                                   const std::vector<std::string>& targets, int batch_tokens) const {
     if (top_k < 1) throw std::invalid_argument("fill_mask: top_k must be positive, got " + std::to_string(top_k));
     if (batch_tokens < 1)
         throw std::invalid_argument("fill_mask: batch_tokens must be positive, got " + std::to_string(batch_tokens));
@@ -307,7 +304,7 @@ std::vector<std::vector<std::vector<FillMaskCandidate>>> MaskedLM::fill_mask(con
     const int V = config().vocab_size;
     // At most this many [MASK] rows per forward pass: their logits are (rows, V) floats.
     constexpr std::size_t max_rows = 1024;
-    std::vector<std::vector<std::vector<FillMaskCandidate>>> out(n);
+    FillMaskResults out(n);
     Pool::Lease lease(*pool_);
     Batch batch;
     std::vector<int32_t> batch_rows;

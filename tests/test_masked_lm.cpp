@@ -23,6 +23,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -268,6 +270,36 @@ TEST_CASE("fill_mask on many texts: packed forward passes give the one-text resu
     CHECK_THROWS_WITH_AS(lm.fill_mask(bad, 5), doctest::Contains("text 1: "), std::invalid_argument);
     CHECK_THROWS_AS(lm.fill_mask(texts, 5, {}, 0), std::invalid_argument);
     CHECK(lm.fill_mask(std::vector<std::string>{}, 5).empty());
+}
+
+// A loop straight over an element of a temporary result (the usage example of masked_lm.hpp)
+// iterates a moved-out copy, not a reference into the destroyed result; under AddressSanitizer a
+// plain std::vector here is a heap-use-after-free.
+static_assert(std::is_same_v<decltype(std::declval<mlm::FillMaskResult>()[0]), std::vector<mlm::FillMaskCandidate>>);
+static_assert(std::is_same_v<decltype(std::declval<mlm::FillMaskResult&>()[0]), std::vector<mlm::FillMaskCandidate>&>);
+static_assert(std::is_same_v<decltype(std::declval<const mlm::FillMaskResult&>()[0]),
+                             const std::vector<mlm::FillMaskCandidate>&>);
+static_assert(std::is_same_v<decltype(std::declval<mlm::FillMaskResults>()[0]), mlm::FillMaskResult>);
+static_assert(std::is_same_v<decltype(std::declval<mlm::FillMaskResults>().at(0).front()),
+                             std::vector<mlm::FillMaskCandidate>>);
+
+TEST_CASE("fill_mask: looping over an element of the temporary result is safe and sees the result") {
+    const mlm::MaskedLM& lm = small_model();
+    const std::string text = "the [MASK] of france is [MASK].";
+    const mlm::FillMaskResult named = lm.fill_mask(text, 4);
+    REQUIRE(named.size() == 2);
+    std::vector<std::string> looped;
+    for (const auto& c : lm.fill_mask(text, 4)[1]) looped.push_back(c.sequence);
+    for (const auto& c : lm.fill_mask(text, 4).back()) looped.push_back(c.sequence);
+    for (const auto& c : lm.fill_mask(std::vector<std::string>{"a [MASK].", text}, 4)[1][1]) looped.push_back(c.sequence);
+    REQUIRE(looped.size() == 12);
+    for (std::size_t k = 0; k < 12; ++k) CHECK(looped[k] == named[1][k % 4].sequence);
+    // a result converts to the plain vectors the callers before it used
+    std::vector<std::vector<mlm::FillMaskCandidate>> plain = lm.fill_mask(text, 4);
+    CHECK(plain.size() == 2);
+    std::vector<std::vector<std::vector<mlm::FillMaskCandidate>>> plain_texts = lm.fill_mask(std::vector<std::string>{text}, 4);
+    CHECK(plain_texts.at(0).size() == 2);
+    CHECK_THROWS_AS(lm.fill_mask(text, 4).at(2), std::out_of_range);
 }
 
 TEST_CASE("predictions never name a control piece ([PAD], [MASK], ...)") {

@@ -8,7 +8,7 @@
 //   mlm::Batch batch;
 //   batch.add_sequence({5680, 10, 2, 2, 4541}, {-100, -100, 939, 1058, -100});
 //   // or, from the original's padded [B, T] arrays (right-padded with pad_id):
-//   auto packed = mlm::Batch::from_padded(input_ids, labels, B, T, /*pad_id=*/1);
+//   auto packed = mlm::Batch::from_padded(input_ids.data(), labels.data(), B, T, /*pad_id=*/1);
 #pragma once
 
 #include <cstddef>

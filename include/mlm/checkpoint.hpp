@@ -23,6 +23,7 @@
 // the loaders find them (checkpoint_file()) and the next write moves them into place.
 //
 // Named buffers (trainer state, anything else):
+//
 //   auto refs = mlm::layout_refs(layout, adam_m.data(), "adam_m.");
 //   refs.merge(mlm::layout_refs(layout, adam_v.data(), "adam_v."));
 //   mlm::save_tensors(dir + "/trainer_state.safetensors", refs, {{"step", "1200"}});

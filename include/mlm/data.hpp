@@ -11,9 +11,9 @@
 //
 //   mlm::LineReader reader("data/wiki-train-30k.txt.xz");
 //   std::string line;
-//   while (reader.next(line)) { ... }
+//   while (reader.next(line)) { /* one sentence */ }
 //
-//   auto corpus = mlm::load_or_tokenize(tok, "train.txt.xz", "train.tokens");  // cached
+//   auto corpus = mlm::load_or_tokenize(tok, "data/wiki-train-30k.txt.xz", "train.tokens");  // cached
 //   auto split = mlm::split_train_valid(corpus.size(), /*n_valid=*/2000, /*seed=*/1);
 //   mlm::BatcherOptions bo;
 //   bo.max_tokens = 4096;                     // token budget, length-bucketed

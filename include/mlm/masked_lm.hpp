@@ -14,6 +14,11 @@
 //   //  MODEL: hello! how are you?
 //   for (const auto& c : lm.fill_mask("the capital of france is [MASK].", 5)[0])
 //       std::cout << c.score << " " << c.token_str << " " << c.sequence << "\n";
+//   mlm::FillMaskResult two = lm.fill_mask("the [MASK] of france is [MASK].", 3);
+//   std::cout << two.size() << " masks, best second: " << two[1][0].token_str << "\n";
+//
+// (examples/fill_mask.cpp and examples/predict_mask.cpp are whole programs doing this; the lines
+// above are compiled and run by the test test_header_examples, see tests/CMakeLists.txt.)
 //
 // predict_mask follows the original's predict_mask: the sentence is tokenized (lower-cased,
 // truncated to max_len), one token is replaced by [MASK] and the model's argmax fills it (over the
@@ -27,8 +32,9 @@
 // of the others (every other [MASK] is still a [MASK] in the model's input, as in Hugging Face's
 // fill-mask pipeline): the result has one candidate list per [MASK], in text order, each sorted by
 // score (the softmax probability over the whole vocab; control pieces are never candidates).
-// `sequence` is the text decoded with only
-// that one [MASK] filled in.
+// `sequence` is the text decoded with only that one [MASK] filled in. The result is a
+// FillMaskResult, a vector that is safe to index as a temporary (see TemporarySafeVector), so the
+// loop above is correct as written.
 //
 // Thread safety: every const member may be called from several threads at once; inference takes a
 // workspace from a small internal pool (one per concurrent caller, reused afterwards).
@@ -38,6 +44,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "checkpoint.hpp"
@@ -84,6 +91,40 @@ struct FillMaskCandidate {
     std::string sequence;    // the text (decoded) with this [MASK] filled by the token
 };
 
+// A std::vector whose elements are returned by value when the vector itself is a temporary.
+// `lm.fill_mask(text)[0]` on a plain vector is a reference into a vector that dies at the end of
+// the expression, so `for (const auto& c : lm.fill_mask(text)[0])` would loop over freed memory;
+// here operator[], at, front and back of a temporary move the element out, and the loop runs over
+// that copy, which lives as long as the loop. A named result indexes by reference, as any vector,
+// and converts to the plain vector type (by move or copy). `Element` is what an element becomes
+// when moved out (the vector one level down, so the rule holds for nested results too).
+template <class T, class Element = T>
+class TemporarySafeVector : public std::vector<T> {
+public:
+    using Base = std::vector<T>;
+    using Base::Base;
+    TemporarySafeVector() = default;
+    TemporarySafeVector(Base elements) : Base(std::move(elements)) {}
+
+    T& operator[](std::size_t i) & { return Base::operator[](i); }
+    const T& operator[](std::size_t i) const& { return Base::operator[](i); }
+    Element operator[](std::size_t i) && { return Element(std::move(Base::operator[](i))); }
+    T& at(std::size_t i) & { return Base::at(i); }
+    const T& at(std::size_t i) const& { return Base::at(i); }
+    Element at(std::size_t i) && { return Element(std::move(Base::at(i))); }
+    T& front() & { return Base::front(); }
+    const T& front() const& { return Base::front(); }
+    Element front() && { return Element(std::move(Base::front())); }
+    T& back() & { return Base::back(); }
+    const T& back() const& { return Base::back(); }
+    Element back() && { return Element(std::move(Base::back())); }
+};
+
+// fill_mask of one text: one candidate list per [MASK], in text order.
+using FillMaskResult = TemporarySafeVector<std::vector<FillMaskCandidate>>;
+// fill_mask of many texts: one FillMaskResult per text.
+using FillMaskResults = TemporarySafeVector<std::vector<std::vector<FillMaskCandidate>>, FillMaskResult>;
+
 class MaskedLM {
 public:
     // Takes a model and the tokenizer it was trained with; throws std::invalid_argument if the
@@ -123,16 +164,14 @@ public:
     // single id); their scores are still the probabilities over the whole vocab. Throws
     // std::invalid_argument when the text holds no [MASK] (after truncation to max_len) or a
     // target is not a single token.
-    std::vector<std::vector<FillMaskCandidate>> fill_mask(const std::string& text, int top_k = 5,
-                                                          const std::vector<std::string>& targets = {}) const;
+    FillMaskResult fill_mask(const std::string& text, int top_k = 5,
+                             const std::vector<std::string>& targets = {}) const;
     // fill_mask for many texts: result[t] is fill_mask(texts[t], ...). The texts are packed into
     // batches of at most `batch_tokens` tokens, so a forward pass multiplies large matrices (one
     // text at a time multiplies ~30 rows); the results equal one-text calls up to float rounding
     // in the last bits of the scores. Errors (a text without [MASK], ...) name the text's index.
-    std::vector<std::vector<std::vector<FillMaskCandidate>>> fill_mask(const std::vector<std::string>& texts,
-                                                                       int top_k = 5,
-                                                                       const std::vector<std::string>& targets = {},
-                                                                       int batch_tokens = 4096) const;
+    FillMaskResults fill_mask(const std::vector<std::string>& texts, int top_k = 5,
+                              const std::vector<std::string>& targets = {}, int batch_tokens = 4096) const;
 
     // Logits (rows.size(), V), row-major, at the given positions of one sequence of ids.
     std::vector<float> logits(const std::vector<int32_t>& ids, const std::vector<int32_t>& rows) const;

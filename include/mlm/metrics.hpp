@@ -1,7 +1,6 @@
 // mlm/metrics.hpp — evaluation on held-out sentences, the same everywhere.
 //
 // One definition of every number the trainer logs, `mlm eval` prints and the Python API returns:
-//
 //   loss, accuracy      MLM loss (mean cross-entropy in nats over all masked tokens of the set,
 //                       not a mean of per-sentence means) and masked-token accuracy (argmax ==
 //                       label). The sentences are masked by the training collator's rule

@@ -20,9 +20,9 @@
 //   one_cycle.total_steps = n_steps;
 //   mlm::LrSchedule schedule = mlm::OneCycleSchedule(one_cycle);
 //   for (int64_t step = 0; step < n_steps; ++step) {
-//       ...                                      // forward, backward into grads
+//       // forward, backward into grads
 //       double norm = mlm::clip_grad_norm(grads, 1.0);
-//       if (!std::isfinite(norm)) { ... }        // skip the step, lower the loss scale, stop, ...
+//       if (!std::isfinite(norm)) continue;      // skip the step (or lower the loss scale, stop)
 //       adam.step(params, grads, schedule.lr(step), schedule.beta1(step).value_or(opt.beta1));
 //   }
 //

@@ -2,7 +2,6 @@
 //
 // The format (https://github.com/huggingface/safetensors): an 8-byte little-endian unsigned header
 // length N, then N bytes of UTF-8 JSON, then the raw little-endian row-major tensor data:
-//
 //   {"__metadata__": {"format": "pt"},
 //    "embedding.class_embedding.weight": {"dtype": "F32", "shape": [64, 32], "data_offsets": [0, 8192]},
 //    ...}
@@ -10,6 +9,7 @@
 // data_offsets are [begin, end) byte offsets relative to the start of the data section (8 + N).
 //
 // Writing:
+//
 //   mlm::SafetensorsWriter w;
 //   w.add("weight", {3, 4}, weights.data());       // float* -> F32; the data is borrowed, not copied
 //   w.add("step", {1}, &step);                     // int64_t* -> I64
@@ -17,6 +17,7 @@
 //   w.write("state.safetensors");                  // atomic: temp file, fsync, rename, fsync dir
 //
 // Reading:
+//
 //   auto f = mlm::SafetensorsFile::open("state.safetensors");   // validates the whole header
 //   f.info("weight").shape;                                     // {3, 4}
 //   f.read_into("weight", buf.data(), {3, 4});                  // checks dtype and shape
