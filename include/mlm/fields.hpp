@@ -5,21 +5,22 @@
 // a section and a help line. Its default is the struct's own. Everything that handles configs
 // generically is derived from the table: JSON in both directions, the resume check, the reset
 // part of a recipe, equality, the Python fields and the command-line options. A static_assert
-// after each table fails the build when the struct has a field the table leaves out.
-//
-//   struct Knobs { int steps = 10; double lr = 1e-3; };
-//   inline const auto& fields(const Knobs*) {
-//       static const auto table = std::make_tuple(
-//           mlm::field(&Knobs::steps, "steps", mlm::Role::run, "length", "Optimizer steps"),
-//           mlm::field(&Knobs::lr, "lr", mlm::Role::recipe, "optimizer", "Learning rate"));
+// after each table (MLM_CHECK_FIELD_TABLE) fails the build when the struct has a field the table
+// leaves out. A table is a function found by overload on a pointer to its struct; see the one of
+// ModelConfig in config.hpp:
+//   inline const auto& fields(const ModelConfig*) {
+//       static const auto table = std::make_tuple(field(&ModelConfig::dim, "dim", Role::run, "model", "Model width"), ...);
 //       return table;
 //   }
-//   MLM_CHECK_FIELD_TABLE(Knobs);
-//   mlm::for_each_field<Knobs>([](const auto& f) { std::cout << f.name << " " << f.help << "\n"; });
+// An enum used as a field type has a name table, found the same way (enum_names(const E*)); a
+// struct used as a field type (a group, such as TrainerConfig::masking) has a table of its own.
 //
-// An enum used as a field type has a name table, found by overload on a pointer to the enum:
-//   inline const auto& enum_names(const Color*) { static const EnumName<Color> t[] = {...}; return t; }
-// A struct used as a field type (a group, such as TrainerConfig::masking) has a table of its own.
+//   mlm::for_each_field<mlm::ModelConfig>([](const auto& f) { std::cout << f.name << ": " << f.help << "\n"; });
+//   mlm::ModelConfig a, b;
+//   b.n_layers = 2;
+//   bool same = mlm::fields_equal(a, b);                                     // false
+//   mlm::reset_fields(b, mlm::Role::run);                                    // b == a again
+//   std::vector<std::string> names = mlm::field_paths<mlm::TrainerConfig>();  // "masking.mask_probability", ...
 #pragma once
 
 #include <cstddef>

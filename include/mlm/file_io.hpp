@@ -5,8 +5,9 @@
 // whole. Every failure is a CheckpointError naming the file and the problem, and leaves any file
 // already there unchanged.
 //
-//   mlm::write_file_atomic("runs/x/data.json", text);
-//   std::string bytes = mlm::read_file("runs/x/tokenizer.model");
+//   mlm::write_file_atomic("notes.txt", "first\n");
+//   mlm::write_file_atomic("notes.txt", "second\n");        // notes.txt is "first\n" or "second\n", never a mix
+//   std::string text = mlm::read_file("notes.txt");         // "second\n"
 #pragma once
 
 #include <cstddef>

@@ -7,7 +7,8 @@
 // notices reach the caller through on_step, on_eval and on_notice.
 //
 //   mlm::Tokenizer tok = mlm::Tokenizer::load("tokenizer.model");
-//   mlm::ModelConfig model;                         // vocab_size must be tok.vocab_size()
+//   mlm::ModelConfig model;
+//   model.vocab_size = tok.vocab_size();
 //   mlm::TrainerConfig config;                      // the original recipe
 //   mlm::apply_recipe(mlm::Recipe::best, model, config);   // or the project's
 //   config.out_dir = "runs/wiki";
