@@ -109,10 +109,9 @@ int run_train(TrainArgs& a) {
     RunRequest& req = a.request;
     req.resume = a.resume;
     const std::string out = req.trainer_options.values.out_dir;
-    if (a.recipe_opt->count() > 0 || !a.resume) req.recipe = recipe_from_string(a.recipe);
-    if (a.resume) {
-        if (a.recipe_opt->count() == 0) req.recipe.reset();
-    } else {
+    // A resume keeps the run's recipe unless one is named.
+    if (!a.resume || a.recipe_opt->count() > 0) req.recipe = recipe_from_string(a.recipe);
+    if (!a.resume) {
         if (req.data.values.train.empty()) throw std::invalid_argument("--train is required (the training text files)");
         // Checked before a tokenizer is trained, so that a mistake costs nothing.
         RunRequest check = req;
