@@ -116,3 +116,13 @@ def test_load_errors(ref, tmp_path):
     bare = ref.MLMEncoder(ref.Config(vocab_size=64, dim=32, n_heads=2, n_layers=1, max_len=16))
     with pytest.raises(ValueError, match="no tokenizer"):
         bare.tokenize("hello")
+
+
+def test_the_oracles_config_mirrors_the_field_table(ref):
+    """pymlm.torch keeps its own config class (the oracle does not use mlm's code); it must list
+    the same fields with the same defaults as mlm's ModelConfig table."""
+    import dataclasses
+
+    mirror = {f.name: f.default for f in dataclasses.fields(ref.Config)}
+    table = {f["name"]: f["default"] for f in pymlm.ModelConfig.fields()}
+    assert mirror == table
