@@ -3,7 +3,10 @@
 // Encoder<T> (T = float for speed, double for gradient checks) owns its parameters and
 // gradients (one flat buffer each, laid out by ParameterLayout) and a workspace that grows to the
 // largest batch it has seen and is reused afterwards: after the first step at the largest batch a
-// training step allocates nothing.
+// training step allocates nothing. Each workspace (training: detail::plan_training_workspace,
+// inference: detail::plan_inference_workspace) is planned by one function that names every
+// buffer once, run to size the arena and again to bind the pointers (workspace.hpp); every
+// buffer is 64-byte aligned, so results do not depend on where the heap puts the arena.
 //
 //   mlm::ModelConfig config;                       // the reference model
 //   mlm::Encoder<float> model(config, /*seed=*/42);
@@ -46,6 +49,7 @@
 #include "ops/rmsnorm.hpp"
 #include "parameters.hpp"
 #include "random.hpp"
+#include "workspace.hpp"
 
 namespace mlm {
 
@@ -55,34 +59,6 @@ struct ForwardOptions {
 };
 
 namespace detail {
-
-// A buffer that only grows. Growing allocates; using it at or below its high-water mark does not.
-// 64-byte aligned: Eigen's vectorized reductions peel differently at different alignments, so an
-// unaligned arena would make the last bits of a result depend on where the heap put it.
-template <class U>
-class GrowBuffer {
-public:
-    U* ensure(std::size_t n) {
-        if (n > data_.size()) data_.resize(n);
-        return data_.data();
-    }
-    std::size_t capacity() const { return data_.size(); }
-
-private:
-    std::vector<U, Eigen::aligned_allocator<U>> data_;
-};
-
-// Hands out consecutive pieces of one buffer.
-template <class U>
-struct Bump {
-    U* base;
-    std::size_t used = 0;
-    U* take(std::size_t n) {
-        U* p = base + used;
-        used += n;
-        return p;
-    }
-};
 
 inline void check_batch(const Batch& batch, const ModelConfig& c) {
     const int B = batch.num_sequences();
@@ -139,8 +115,9 @@ inline uint64_t dropout_site_key(uint64_t key, int layer, int site) {
 
 }  // namespace detail
 
-// Activations of one block. Training keeps one set per layer; inference reuses one set for all
-// layers (x_in and x_out may then be the same buffer, ff_act may equal ff_pre, masks are null).
+// Activations of one block, by their role in the block. Training keeps one set per layer, each
+// its own buffer; inference points one set at the few buffers it reuses for every layer (see
+// InferenceBuffers: x_in is x_out, n2 is n1, rinv2 is rinv1, ff_act is ff_pre, masks are null).
 template <class T>
 struct LayerActivations {
     T* x_in;       // (N, C) block input
@@ -160,13 +137,171 @@ struct LayerActivations {
     uint8_t* keep_ff2;   // (N, C)
 };
 
+namespace detail {
+
+// The sizes a batch's workspace depends on. Letters as in ops/common.hpp, and
+//   B sequences   P attention probabilities (H * sum_b L_b^2)   L the longest sequence
+//   R rows whose logits inference returns
+struct BatchDims {
+    std::size_t N = 0, B = 0, M = 0, P = 0, L = 0, R = 0;
+    std::size_t threads = 1;  // blocks of attention backward's scratch
+    bool dropout = false;     // dropout masks are kept
+};
+
+inline BatchDims batch_dims(const Batch& batch, const ModelConfig& c) {
+    BatchDims d;
+    d.N = static_cast<std::size_t>(batch.num_tokens());
+    d.B = static_cast<std::size_t>(batch.num_sequences());
+    d.M = static_cast<std::size_t>(batch.num_targets());
+    for (int b = 0; b < batch.num_sequences(); ++b) {
+        const auto L = static_cast<std::size_t>(batch.length(b));
+        d.P += static_cast<std::size_t>(c.n_heads) * L * L;
+        d.L = std::max(d.L, L);
+    }
+    return d;
+}
+
+// The attention's block starts into a planned (B+1) buffer; the plan sized probs as P.
+inline void fill_prob_offsets(int64_t* prob_offsets, const Batch& batch, int H, std::size_t P) {
+    if (attention_prob_offsets(prob_offsets, batch.offsets.data(), batch.num_sequences(), H) !=
+        static_cast<int64_t>(P))
+        throw std::logic_error("workspace: the attention probabilities differ from the planned size");
+}
+
+// Everything a training step keeps between forward and backward, and backward's own buffers.
+template <class T>
+struct TrainingBuffers {
+    int64_t* prob_offsets;              // (B+1) where each sequence's block of probs starts
+    std::vector<T*> xs;                 // (n_layers+1) the stream: xs[0] the embedding output,
+                                        // xs[l+1] block l's output, each (N, C)
+    std::vector<LayerActivations<T>> layers;
+    uint8_t* keep_emb;                  // (N, C) embedding dropout mask, null without dropout
+    // the head, on the M labelled rows
+    T* head_x;      // (M, C) rows of the final stream
+    T* head_rinv;   // (M)
+    T* head_h;      // (M, C) norm_f(head_x)
+    T* head_vocab;  // (M, V) the vocab-wide rows, in place: logits, softmax (kept for backward),
+                    // then d logits
+    T* losses;      // (M)
+    // backward: the gradients of one block at a time, each buffer one role for every layer
+    T* dhead_h;     // (M, C) d head_h
+    T* dhead_x;     // (M, C) d head_x
+    T* dresidual;   // (N, C) d stream: d x_out entering a block's backward, d x_in leaving it
+    T* dbranch;     // (N, C) d of a sublayer's output before the residual add (FFN, then attention)
+    T* dff;         // (N, F) d of the FFN's hidden units: d ff_act, then d ff_pre in place
+    T* dnorm;       // (N, C) d of a norm's output (n2, then n1)
+    T* datt;        // (N, C) d att
+    T* dqkv;        // (N, 3C)
+    T* attn_scratch;  // (threads, L, L) attention backward's per-thread dP block
+};
+
+// The training workspace of one batch, in arena order. Run by plan_workspace.
+template <class T, class Ws>
+void plan_training_workspace(Ws& ws, TrainingBuffers<T>& b, const ModelConfig& c, const BatchDims& d) {
+    const std::size_t N = d.N, M = d.M, C = c.dim, F = c.ffn_dim(), V = c.vocab_size;
+    const int n_layers = c.n_layers;
+    const bool drop = d.dropout;
+    b.xs.resize(n_layers + 1);  // no allocation once sized for this config
+    b.layers.resize(n_layers);
+    ws.take(b.prob_offsets, d.B + 1, "prob_offsets");
+    ws.take(b.xs[0], N * C, "x_emb");
+    ws.take(b.keep_emb, drop ? N * C : 0, "keep_emb");
+    for (int l = 0; l < n_layers; ++l) {
+        LayerActivations<T>& a = b.layers[l];
+        a.x_in = b.xs[l];
+        ws.take(a.rinv1, N, "rinv1");
+        ws.take(a.n1, N * C, "n1");
+        ws.take(a.qkv, N * 3 * C, "qkv");
+        ws.take(a.probs, d.P, "probs");
+        ws.take(a.att, N * C, "att");
+        ws.take(a.x_mid, N * C, "x_mid");
+        ws.take(a.rinv2, N, "rinv2");
+        ws.take(a.n2, N * C, "n2");
+        ws.take(a.ff_pre, N * F, "ff_pre");
+        ws.take(a.ff_act, N * F, "ff_act");
+        ws.take(b.xs[l + 1], N * C, "x_out");
+        a.x_out = b.xs[l + 1];
+        ws.take(a.keep_attn, drop ? N * C : 0, "keep_attn");
+        ws.take(a.keep_ff1, drop ? N * F : 0, "keep_ff1");
+        ws.take(a.keep_ff2, drop ? N * C : 0, "keep_ff2");
+    }
+    ws.take(b.head_x, M * C, "head_x");
+    ws.take(b.head_rinv, M, "head_rinv");
+    ws.take(b.head_h, M * C, "head_h");
+    ws.take(b.head_vocab, M * V, "head_vocab");
+    ws.take(b.losses, M, "losses");
+    ws.take(b.dhead_h, M * C, "dhead_h");
+    ws.take(b.dhead_x, M * C, "dhead_x");
+    ws.take(b.dresidual, N * C, "dresidual");
+    ws.take(b.dbranch, N * C, "dbranch");
+    ws.take(b.dff, N * F, "dff");
+    ws.take(b.dnorm, N * C, "dnorm");
+    ws.take(b.datt, N * C, "datt");
+    ws.take(b.dqkv, N * 3 * C, "dqkv");
+    ws.take(b.attn_scratch, d.threads * d.L * d.L, "attn_scratch");
+}
+
+// One inference call's buffers: no gradients, so a block's buffers serve every layer, and a
+// buffer is named for every role it holds.
+template <class T>
+struct InferenceBuffers {
+    int64_t* prob_offsets;  // (B+1)
+    T* residual;   // (N, C) the stream: every block's input and, overwritten, its output
+    T* rinv;       // (N) of the norm last applied (norm1, then norm2)
+    T* normed;     // (N, C) norm1(x_in), then norm2(x_mid): n1 is dead once x_mid exists
+    T* qkv;        // (N, 3C)
+    T* probs;      // (P)
+    T* att;        // (N, C)
+    T* x_mid;      // (N, C)
+    T* ff_hidden;  // (N, F) W0 n2 + b0, then gelu of it in place
+    T* head_x;     // (R, C) the requested rows of the final stream
+    T* head_rinv;  // (R)
+    T* head_h;     // (R, C) norm_f(head_x)
+
+    LayerActivations<T> layer() const {
+        LayerActivations<T> a{};
+        a.x_in = a.x_out = residual;
+        a.rinv1 = a.rinv2 = rinv;
+        a.n1 = a.n2 = normed;
+        a.qkv = qkv;
+        a.probs = probs;
+        a.att = att;
+        a.x_mid = x_mid;
+        a.ff_pre = a.ff_act = ff_hidden;
+        return a;  // no dropout masks
+    }
+};
+
+template <class T, class Ws>
+void plan_inference_workspace(Ws& ws, InferenceBuffers<T>& b, const ModelConfig& c, const BatchDims& d) {
+    const std::size_t N = d.N, R = d.R, C = c.dim, F = c.ffn_dim();
+    ws.take(b.prob_offsets, d.B + 1, "prob_offsets");
+    ws.take(b.residual, N * C, "residual");
+    ws.take(b.rinv, N, "rinv");
+    ws.take(b.normed, N * C, "normed");
+    ws.take(b.qkv, N * 3 * C, "qkv");
+    ws.take(b.probs, d.P, "probs");
+    ws.take(b.att, N * C, "att");
+    ws.take(b.x_mid, N * C, "x_mid");
+    ws.take(b.ff_hidden, N * F, "ff_hidden");
+    ws.take(b.head_x, R * C, "head_x");
+    ws.take(b.head_rinv, R, "head_rinv");
+    ws.take(b.head_h, R * C, "head_h");
+}
+
+}  // namespace detail
+
 // Buffers of one inference call; one per concurrent caller. Grows to the largest batch seen.
 template <class T>
 class InferenceWorkspace {
+public:
+    std::size_t bytes() const { return arena_.capacity() + gemm_.capacity() * sizeof(T); }
+
+private:
     template <class>
     friend class Encoder;
-    detail::GrowBuffer<T> arena_;
-    detail::GrowBuffer<int64_t> prob_offsets_;
+    detail::WorkspaceArena arena_;
+    detail::InferenceBuffers<T> buffers_{};
     GemmWorkspace<T> gemm_;
 };
 
@@ -231,14 +366,15 @@ public:
         const int N = batch.num_tokens(), B = batch.num_sequences(), C = config_.dim;
         const std::size_t NC = static_cast<std::size_t>(N) * C;
 
-        embedding_forward(xs_[0], batch.tokens.data(), batch.offsets.data(), p_.class_embedding,
+        detail::TrainingBuffers<T>& w = work_;
+        embedding_forward(w.xs[0], batch.tokens.data(), batch.offsets.data(), p_.class_embedding,
                           p_.pos_embedding, B, C);
         if (drop) {
-            dropout_mask(keep_emb_, NC, config_.dropout, detail::dropout_site_key(options.dropout_key, -1, 0));
-            dropout_forward(xs_[0], xs_[0], keep_emb_, NC, config_.dropout);
+            dropout_mask(w.keep_emb, NC, config_.dropout, detail::dropout_site_key(options.dropout_key, -1, 0));
+            dropout_forward(w.xs[0], w.xs[0], w.keep_emb, NC, config_.dropout);
         }
         for (int l = 0; l < config_.n_layers; ++l)
-            layer_forward(acts_[l], p_.layers[l], batch, prob_offsets_, drop, options.dropout_key, l, gemm_);
+            layer_forward(w.layers[l], p_.layers[l], batch, w.prob_offsets, drop, options.dropout_key, l, gemm_);
         loss_ = head_forward(batch);
         return loss_;
     }
@@ -262,22 +398,20 @@ public:
         const std::size_t NC = static_cast<std::size_t>(N) * C;
         const bool drop = options_.train && config_.dropout > 0.0f;
 
-        head_backward(batch, loss_scale);  // fills dx_ = d loss / d x_final
-        for (int l = config_.n_layers - 1; l >= 0; --l) layer_backward(acts_[l], p_.layers[l], g_.layers[l], batch, drop);
-        if (drop) dropout_backward_inplace(dx_, keep_emb_, NC, config_.dropout);
-        embedding_backward(g_.class_embedding, g_.pos_embedding, dx_, batch.tokens.data(),
+        head_backward(batch, loss_scale);  // fills dresidual = d loss / d x_final
+        for (int l = config_.n_layers - 1; l >= 0; --l)
+            layer_backward(work_.layers[l], p_.layers[l], g_.layers[l], batch, drop);
+        if (drop) dropout_backward_inplace(work_.dresidual, work_.keep_emb, NC, config_.dropout);
+        embedding_backward(g_.class_embedding, g_.pos_embedding, work_.dresidual, batch.tokens.data(),
                            batch.offsets.data(), B, C);
         batch_ = nullptr;
     }
 
     // Losses of the labelled rows of the last forward (M), before averaging.
-    const T* target_losses() const { return losses_; }
+    const T* target_losses() const { return work_.losses; }
 
     // Bytes held by the training workspace (for memory reports and the no-allocation test).
-    std::size_t workspace_bytes() const {
-        return arena_.capacity() * sizeof(T) + masks_.capacity() + prob_offsets_buf_.capacity() * 8 +
-               gemm_.capacity() * sizeof(T);
-    }
+    std::size_t workspace_bytes() const { return arena_.capacity() + gemm_.capacity() * sizeof(T); }
 
     // ---- inference -----------------------------------------------------------------------------
 
@@ -290,93 +424,31 @@ public:
             if (rows[r] < 0 || rows[r] >= batch.num_tokens())
                 throw std::invalid_argument("Encoder::logits: row " + std::to_string(rows[r]) +
                                             " is outside [0, " + std::to_string(batch.num_tokens()) + ")");
-        const int N = batch.num_tokens(), B = batch.num_sequences(), C = config_.dim,
-                  F = config_.ffn_dim(), H = config_.n_heads, V = config_.vocab_size;
-        int64_t* po = ws.prob_offsets_.ensure(static_cast<std::size_t>(B) + 1);
-        const int64_t P = attention_prob_offsets(po, batch.offsets.data(), B, H);
-        const std::size_t n = static_cast<std::size_t>(N);
-        detail::Bump<T> bump{ws.arena_.ensure(n * (7 * C + F + 2) + static_cast<std::size_t>(P) +
-                                              static_cast<std::size_t>(R) * (2 * C + 1))};
-        LayerActivations<T> a{};
-        a.x_in = a.x_out = bump.take(n * C);
-        a.rinv1 = bump.take(n);
-        a.n1 = bump.take(n * C);
-        a.qkv = bump.take(n * 3 * C);
-        a.probs = bump.take(static_cast<std::size_t>(P));
-        a.att = bump.take(n * C);
-        a.x_mid = bump.take(n * C);
-        a.rinv2 = bump.take(n);
-        a.n2 = a.n1;  // n1 is dead once x_mid exists
-        a.ff_pre = a.ff_act = bump.take(n * F);
+        const int B = batch.num_sequences(), C = config_.dim, H = config_.n_heads, V = config_.vocab_size;
+        detail::BatchDims d = detail::batch_dims(batch, config_);
+        d.R = static_cast<std::size_t>(R);
+        detail::InferenceBuffers<T>& w = ws.buffers_;
+        detail::plan_workspace(ws.arena_, [&](auto& v) { detail::plan_inference_workspace(v, w, config_, d); });
+        detail::fill_prob_offsets(w.prob_offsets, batch, H, d.P);
+        LayerActivations<T> a = w.layer();
         embedding_forward(a.x_in, batch.tokens.data(), batch.offsets.data(), p_.class_embedding,
                           p_.pos_embedding, B, C);
         for (int l = 0; l < config_.n_layers; ++l)
-            layer_forward(a, p_.layers[l], batch, po, false, 0, l, ws.gemm_);
-        T* xr = bump.take(static_cast<std::size_t>(R) * C);
-        T* hr = bump.take(static_cast<std::size_t>(R) * C);
-        T* rinv = bump.take(static_cast<std::size_t>(R));
-        detail::copy_rows(xr, a.x_out, rows, R, C);
-        rmsnorm_forward(hr, rinv, xr, p_.ln_f_scale, R, C, static_cast<T>(config_.norm_eps));
-        linear_forward(out, hr, p_.class_embedding, static_cast<const T*>(nullptr), R, C, V, ws.gemm_);
+            layer_forward(a, p_.layers[l], batch, w.prob_offsets, false, 0, l, ws.gemm_);
+        detail::copy_rows(w.head_x, a.x_out, rows, R, C);
+        rmsnorm_forward(w.head_h, w.head_rinv, w.head_x, p_.ln_f_scale, R, C, static_cast<T>(config_.norm_eps));
+        linear_forward(out, w.head_h, p_.class_embedding, static_cast<const T*>(nullptr), R, C, V, ws.gemm_);
     }
 
 private:
-    // Lays out the training activations for this batch, growing the workspace if needed.
+    // Lays out the training workspace for this batch, growing it if needed.
     void plan_training(const Batch& batch, bool drop) {
-        const int N = batch.num_tokens(), B = batch.num_sequences(), M = batch.num_targets();
-        const int C = config_.dim, F = config_.ffn_dim(), H = config_.n_heads, V = config_.vocab_size;
-        const int nl = config_.n_layers;
-        prob_offsets_ = prob_offsets_buf_.ensure(static_cast<std::size_t>(B) + 1);
-        const int64_t P = attention_prob_offsets(prob_offsets_, batch.offsets.data(), B, H);
-        const int maxL = batch.max_length();
-        const std::size_t n = static_cast<std::size_t>(N), m = static_cast<std::size_t>(M);
-        const std::size_t per_layer = n * (8 * C + 2 * F + 2) + static_cast<std::size_t>(P);
-        const std::size_t total = n * C                      // xs_[0]
-                                  + nl * per_layer           // layers (x_out is the next x_in)
-                                  + m * (2 * C + 1)          // head: x rows, normed rows, rinv
-                                  + m * V + m                // probs, losses
-                                  + n * (6 * C + F)          // dx, dn, dc, dqkv (3C), dff (F)
-                                  + m * C                    // d head rows
-                                  + static_cast<std::size_t>(max_threads()) * maxL * maxL;
-        detail::Bump<T> bump{arena_.ensure(total)};
-        const std::size_t mask_total = drop ? n * (C + nl * (2 * C + F)) : 0;
-        detail::Bump<uint8_t> mbump{masks_.ensure(mask_total)};
-
-        xs_.resize(nl + 1);  // no allocation once sized for this config
-        acts_.resize(nl);
-        xs_[0] = bump.take(n * C);
-        keep_emb_ = drop ? mbump.take(n * C) : nullptr;
-        for (int l = 0; l < nl; ++l) {
-            LayerActivations<T>& a = acts_[l];
-            a.x_in = xs_[l];
-            a.rinv1 = bump.take(n);
-            a.n1 = bump.take(n * C);
-            a.qkv = bump.take(n * 3 * C);
-            a.probs = bump.take(static_cast<std::size_t>(P));
-            a.att = bump.take(n * C);
-            a.x_mid = bump.take(n * C);
-            a.rinv2 = bump.take(n);
-            a.n2 = bump.take(n * C);
-            a.ff_pre = bump.take(n * F);
-            a.ff_act = bump.take(n * F);
-            a.x_out = xs_[l + 1] = bump.take(n * C);
-            a.keep_attn = drop ? mbump.take(n * C) : nullptr;
-            a.keep_ff1 = drop ? mbump.take(n * F) : nullptr;
-            a.keep_ff2 = drop ? mbump.take(n * C) : nullptr;
-        }
-        head_x_ = bump.take(m * C);
-        head_h_ = bump.take(m * C);
-        head_rinv_ = bump.take(m);
-        probs_ = bump.take(m * V);
-        losses_ = bump.take(m);
-        dx_ = bump.take(n * C);
-        dn_ = bump.take(n * C);
-        dc_ = bump.take(n * C);
-        dqkv_ = bump.take(n * 3 * C);
-        dff_ = bump.take(n * F);
-        dhead_ = bump.take(m * C);
-        attn_scratch_ = bump.take(static_cast<std::size_t>(max_threads()) * maxL * maxL);
-        attn_scratch_len_ = maxL;
+        detail::BatchDims d = detail::batch_dims(batch, config_);
+        d.dropout = drop;
+        d.threads = static_cast<std::size_t>(max_threads());
+        detail::plan_workspace(arena_, [&](auto& v) { detail::plan_training_workspace(v, work_, config_, d); });
+        detail::fill_prob_offsets(work_.prob_offsets, batch, config_.n_heads, d.P);
+        attn_scratch_len_ = static_cast<int>(d.L);
     }
 
     // One block forward. With dropout, masks are drawn from (key, layer, site).
@@ -421,35 +493,38 @@ private:
     T head_forward(const Batch& batch) {
         const int M = batch.num_targets(), C = config_.dim, V = config_.vocab_size;
         if (M == 0) return T(0);
-        detail::copy_rows(head_x_, xs_[config_.n_layers], batch.target_rows.data(), M, C);
-        rmsnorm_forward(head_h_, head_rinv_, head_x_, p_.ln_f_scale, M, C, static_cast<T>(config_.norm_eps));
-        linear_forward(probs_, head_h_, p_.class_embedding, static_cast<const T*>(nullptr), M, C, V, gemm_);
-        cross_entropy_forward(losses_, probs_, probs_, batch.target_ids.data(), M, V);
+        detail::TrainingBuffers<T>& w = work_;
+        detail::copy_rows(w.head_x, w.xs[config_.n_layers], batch.target_rows.data(), M, C);
+        rmsnorm_forward(w.head_h, w.head_rinv, w.head_x, p_.ln_f_scale, M, C, static_cast<T>(config_.norm_eps));
+        linear_forward(w.head_vocab, w.head_h, p_.class_embedding, static_cast<const T*>(nullptr), M, C, V, gemm_);
+        cross_entropy_forward(w.losses, w.head_vocab, w.head_vocab, batch.target_ids.data(), M, V);  // logits -> probs
         double sum = 0;
-        for (int m = 0; m < M; ++m) sum += losses_[m];
+        for (int m = 0; m < M; ++m) sum += w.losses[m];
         return static_cast<T>(sum / M);
     }
 
     // Differentiates loss = loss_scale * mean_m CE(E h_m, y_m), h_m = norm_f(x[target_rows[m]]);
-    // leaves d loss / d x_final in dx_.
+    // leaves d loss / d x_final in dresidual.
     void head_backward(const Batch& batch, T loss_scale) {
         const int N = batch.num_tokens(), M = batch.num_targets(), C = config_.dim, V = config_.vocab_size;
-        cross_entropy_backward(probs_, probs_, batch.target_ids.data(), M, V, loss_scale / T(M));
-        std::fill_n(dhead_, static_cast<std::size_t>(M) * C, T(0));
-        linear_backward_input(dhead_, probs_, p_.class_embedding, M, C, V, gemm_);  // d h_m
-        linear_backward_weight(g_.class_embedding, static_cast<T*>(nullptr), probs_, head_h_, M, C, V, gemm_);
-        std::fill_n(head_h_, static_cast<std::size_t>(M) * C, T(0));  // reuse: d x_m
-        rmsnorm_backward_input(head_h_, dhead_, head_x_, head_rinv_, p_.ln_f_scale, M, C);
-        rmsnorm_backward_scale(g_.ln_f_scale, dhead_, head_x_, head_rinv_, M, C);
-        detail::parallel_zero(dx_, static_cast<std::size_t>(N) * C);
+        const std::size_t MC = static_cast<std::size_t>(M) * C;
+        detail::TrainingBuffers<T>& w = work_;
+        cross_entropy_backward(w.head_vocab, w.head_vocab, batch.target_ids.data(), M, V, loss_scale / T(M));  // probs -> d logits
+        std::fill_n(w.dhead_h, MC, T(0));
+        linear_backward_input(w.dhead_h, w.head_vocab, p_.class_embedding, M, C, V, gemm_);
+        linear_backward_weight(g_.class_embedding, static_cast<T*>(nullptr), w.head_vocab, w.head_h, M, C, V, gemm_);
+        std::fill_n(w.dhead_x, MC, T(0));
+        rmsnorm_backward_input(w.dhead_x, w.dhead_h, w.head_x, w.head_rinv, p_.ln_f_scale, M, C);
+        rmsnorm_backward_scale(g_.ln_f_scale, w.dhead_h, w.head_x, w.head_rinv, M, C);
+        detail::parallel_zero(w.dresidual, static_cast<std::size_t>(N) * C);
         for (int m = 0; m < M; ++m) {  // rows are distinct, in order: a plain scatter
-            T* d = dx_ + static_cast<std::size_t>(batch.target_rows[m]) * C;
-            const T* s = head_h_ + static_cast<std::size_t>(m) * C;
+            T* d = w.dresidual + static_cast<std::size_t>(batch.target_rows[m]) * C;
+            const T* s = w.dhead_x + static_cast<std::size_t>(m) * C;
             for (int c = 0; c < C; ++c) d[c] += s[c];
         }
     }
 
-    // One block backward: dx_ holds d/d x_out on entry and d/d x_in on exit.
+    // One block backward: dresidual holds d/d x_out on entry and d/d x_in on exit.
     void layer_backward(const LayerActivations<T>& a, const LayerViews<T>& w, LayerViews<T>& gw,
                         const Batch& batch, bool drop) {
         const int N = batch.num_tokens(), B = batch.num_sequences();
@@ -457,52 +532,54 @@ private:
         const std::size_t NC = static_cast<std::size_t>(N) * C, NF = static_cast<std::size_t>(N) * F;
         const float p = config_.dropout;
         const bool ref = config_.norm_placement == NormPlacement::reference;
+        detail::TrainingBuffers<T>& d = work_;
 
-        // x_out = base2 + drop(ff_out): d ff_out = drop'(dx)  (dropout is its own adjoint)
-        if (drop) dropout_forward(dc_, dx_, a.keep_ff2, NC, p);
-        else std::copy_n(dx_, NC, dc_);
+        // x_out = base2 + drop(ff_out): d ff_out = drop'(d x_out)  (dropout is its own adjoint)
+        if (drop) dropout_forward(d.dbranch, d.dresidual, a.keep_ff2, NC, p);
+        else std::copy_n(d.dresidual, NC, d.dbranch);
         // ff_out = ff_act W3^T + b3
-        detail::parallel_zero(dff_, NF);
-        linear_backward_input(dff_, dc_, w.ff3_weight, N, F, C, gemm_);
-        linear_backward_weight(gw.ff3_weight, gw.ff3_bias, dc_, a.ff_act, N, F, C, gemm_);
+        detail::parallel_zero(d.dff, NF);
+        linear_backward_input(d.dff, d.dbranch, w.ff3_weight, N, F, C, gemm_);
+        linear_backward_weight(gw.ff3_weight, gw.ff3_bias, d.dbranch, a.ff_act, N, F, C, gemm_);
         // ff_act = drop(gelu(ff_pre))
-        if (drop) dropout_backward_inplace(dff_, a.keep_ff1, NF, p);
-        gelu_backward_inplace(dff_, a.ff_pre, NF);
+        if (drop) dropout_backward_inplace(d.dff, a.keep_ff1, NF, p);
+        gelu_backward_inplace(d.dff, a.ff_pre, NF);
         // ff_pre = n2 W0^T + b0
-        detail::parallel_zero(dn_, NC);
-        linear_backward_input(dn_, dff_, w.ff0_weight, N, C, F, gemm_);
-        linear_backward_weight(gw.ff0_weight, gw.ff0_bias, dff_, a.n2, N, C, F, gemm_);
-        norm_residual_backward(dn_, a.x_mid, a.rinv2, w.ln_2_scale, gw.ln_2_scale, N, ref);
+        detail::parallel_zero(d.dnorm, NC);
+        linear_backward_input(d.dnorm, d.dff, w.ff0_weight, N, C, F, gemm_);
+        linear_backward_weight(gw.ff0_weight, gw.ff0_bias, d.dff, a.n2, N, C, F, gemm_);
+        norm_residual_backward(d.dnorm, a.x_mid, a.rinv2, w.ln_2_scale, gw.ln_2_scale, N, ref);
 
         // x_mid = base1 + drop(att Wo^T + bo)
-        if (drop) dropout_forward(dc_, dx_, a.keep_attn, NC, p);
-        else std::copy_n(dx_, NC, dc_);
-        detail::parallel_zero(dn_, NC);  // d att
-        linear_backward_input(dn_, dc_, w.out_proj_weight, N, C, C, gemm_);
-        linear_backward_weight(gw.out_proj_weight, gw.out_proj_bias, dc_, a.att, N, C, C, gemm_);
-        detail::parallel_zero(dqkv_, 3 * NC);
-        attention_backward(dqkv_, attn_scratch_, dn_, a.qkv, a.probs, batch.offsets.data(),
-                           prob_offsets_, B, C, H, attn_scratch_len_);
+        if (drop) dropout_forward(d.dbranch, d.dresidual, a.keep_attn, NC, p);
+        else std::copy_n(d.dresidual, NC, d.dbranch);
+        detail::parallel_zero(d.datt, NC);
+        linear_backward_input(d.datt, d.dbranch, w.out_proj_weight, N, C, C, gemm_);
+        linear_backward_weight(gw.out_proj_weight, gw.out_proj_bias, d.dbranch, a.att, N, C, C, gemm_);
+        detail::parallel_zero(d.dqkv, 3 * NC);
+        attention_backward(d.dqkv, d.attn_scratch, d.datt, a.qkv, a.probs, batch.offsets.data(),
+                           d.prob_offsets, B, C, H, attn_scratch_len_);
         // qkv = n1 Win^T
-        detail::parallel_zero(dn_, NC);
-        linear_backward_input(dn_, dqkv_, w.in_proj_weight, N, C, 3 * C, gemm_);
-        linear_backward_weight(gw.in_proj_weight, static_cast<T*>(nullptr), dqkv_, a.n1, N, C, 3 * C, gemm_);
-        norm_residual_backward(dn_, a.x_in, a.rinv1, w.ln_1_scale, gw.ln_1_scale, N, ref);
+        detail::parallel_zero(d.dnorm, NC);
+        linear_backward_input(d.dnorm, d.dqkv, w.in_proj_weight, N, C, 3 * C, gemm_);
+        linear_backward_weight(gw.in_proj_weight, static_cast<T*>(nullptr), d.dqkv, a.n1, N, C, 3 * C, gemm_);
+        norm_residual_backward(d.dnorm, a.x_in, a.rinv1, w.ln_1_scale, gw.ln_1_scale, N, ref);
     }
 
-    // The residual around a sublayer whose norm input is x and output u = norm(x); dx_ holds
-    // d/d(sublayer output), du the gradient reaching u through the sublayer.
-    //   reference: out = u + f(u)  ->  du += dx_;  dx_ = norm'(du)
-    //   pre:       out = x + f(u)  ->  dx_ += norm'(du)
+    // The residual around a sublayer whose norm input is x and output u = norm(x); dresidual
+    // holds d/d(sublayer output), du the gradient reaching u through the sublayer.
+    //   reference: out = u + f(u)  ->  du += dresidual;  dresidual = norm'(du)
+    //   pre:       out = x + f(u)  ->  dresidual += norm'(du)
     void norm_residual_backward(T* du, const T* x, const T* rinv, const T* scale, T* dscale, int N,
                                 bool ref) {
         const int C = config_.dim;
         const std::size_t NC = static_cast<std::size_t>(N) * C;
+        T* dresidual = work_.dresidual;
         if (ref) {
-            detail::add_inplace(du, dx_, NC);
-            detail::parallel_zero(dx_, NC);
+            detail::add_inplace(du, dresidual, NC);
+            detail::parallel_zero(dresidual, NC);
         }
-        rmsnorm_backward_input(dx_, du, x, rinv, scale, N, C);
+        rmsnorm_backward_input(dresidual, du, x, rinv, scale, N, C);
         rmsnorm_backward_scale(dscale, du, x, rinv, N, C);
     }
 
@@ -511,23 +588,14 @@ private:
     std::vector<T> params_, grads_;
     ParameterViews<T> p_, g_;
 
-    // training workspace (pointers into arena_ / masks_, re-planned every forward)
-    detail::GrowBuffer<T> arena_;
-    detail::GrowBuffer<uint8_t> masks_;
-    detail::GrowBuffer<int64_t> prob_offsets_buf_;
+    // training workspace: pointers into arena_, planned afresh by every forward
+    detail::WorkspaceArena arena_;
+    detail::TrainingBuffers<T> work_{};
     GemmWorkspace<T> gemm_;
     Batch padded_batch_;
     const Batch* batch_ = nullptr;
     ForwardOptions options_;
     T loss_ = 0;
-    int64_t* prob_offsets_ = nullptr;
-    std::vector<T*> xs_;
-    std::vector<LayerActivations<T>> acts_;
-    uint8_t* keep_emb_ = nullptr;
-    T *head_x_ = nullptr, *head_h_ = nullptr, *head_rinv_ = nullptr, *probs_ = nullptr,
-      *losses_ = nullptr;
-    T *dx_ = nullptr, *dn_ = nullptr, *dc_ = nullptr, *dqkv_ = nullptr, *dff_ = nullptr,
-      *dhead_ = nullptr, *attn_scratch_ = nullptr;
     int attn_scratch_len_ = 0;
 };
 

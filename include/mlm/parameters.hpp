@@ -3,7 +3,9 @@
 // Parameters, gradients and the optimizer's moments are each one contiguous array with the same
 // layout. ParameterLayout is the size table: every tensor's checkpoint key (the original PyTorch
 // model's state_dict key), shape, offset and kind, in state_dict order. ParameterViews<T> binds a
-// flat buffer to per-tensor pointers, so the engine reads `p.layers[i].in_proj_weight`.
+// flat buffer to per-tensor pointers, so the engine reads `p.layers[i].in_proj_weight`: each
+// pointer is looked up in the layout by its checkpoint key and its shape checked, once, when the
+// views are made, so a layout in another order still binds every view to its own tensor.
 //
 //   mlm::ModelConfig config;
 //   mlm::ParameterLayout layout(config);
@@ -38,7 +40,7 @@ struct TensorInfo {
 
 class ParameterLayout {
 public:
-    explicit ParameterLayout(const ModelConfig& config) {
+    explicit ParameterLayout(const ModelConfig& config) : config_(config) {
         config.validate();
         const int64_t V = config.vocab_size, C = config.dim, F = config.ffn_dim();
         add("embedding.class_embedding.weight", {V, C}, TensorKind::embedding);
@@ -58,6 +60,7 @@ public:
         add("ln_f.scale", {C}, TensorKind::norm_scale);
     }
 
+    const ModelConfig& config() const { return config_; }
     const std::vector<TensorInfo>& tensors() const { return tensors_; }
     std::size_t size() const { return size_; }  // total elements
 
@@ -71,16 +74,26 @@ public:
         throw std::out_of_range("no parameter named \"" + name + "\" in this model");
     }
 
-private:
+protected:
+    // A subclass may lay the tensors out otherwise (the tests do, to check the views bind by key).
     void add(std::string name, std::vector<int64_t> shape, TensorKind kind) {
         std::size_t n = 1;
         for (int64_t d : shape) n *= static_cast<std::size_t>(d);
         tensors_.push_back({std::move(name), std::move(shape), size_, n, kind});
         size_ += n;
     }
+    ModelConfig config_;
     std::vector<TensorInfo> tensors_;
     std::size_t size_ = 0;
 };
+
+namespace detail {
+inline std::string shape_string(const std::vector<int64_t>& shape) {
+    std::string s = "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + ")";
+}
+}  // namespace detail
 
 // Per-tensor pointers into one flat buffer laid out by a ParameterLayout. Member names follow the
 // checkpoint keys. Works for parameters, gradients and optimizer moments alike.
@@ -105,26 +118,44 @@ struct ParameterViews {
     T* ln_f_scale;       // (C)
 
     ParameterViews() = default;
+    // Binds every view by its checkpoint key. Throws std::logic_error if a key is missing from
+    // the layout, has another shape than the engine expects, or a tensor of the layout is left
+    // unbound: the layout and the engine disagree.
     ParameterViews(const ParameterLayout& layout, T* base) {
-        const auto& t = layout.tensors();
-        std::size_t k = 0;
-        auto next = [&]() { return base + t.at(k++).offset; };
-        class_embedding = next();
-        pos_embedding = next();
-        const std::size_t n_layers = (t.size() - 3) / 9;
-        layers.resize(n_layers);
-        for (auto& l : layers) {
-            l.ln_1_scale = next();
-            l.in_proj_weight = next();
-            l.out_proj_weight = next();
-            l.out_proj_bias = next();
-            l.ln_2_scale = next();
-            l.ff0_weight = next();
-            l.ff0_bias = next();
-            l.ff3_weight = next();
-            l.ff3_bias = next();
+        const ModelConfig& c = layout.config();
+        const int64_t V = c.vocab_size, C = c.dim, F = c.ffn_dim(), L = c.max_len;
+        const auto& tensors = layout.tensors();
+        std::vector<bool> bound(tensors.size(), false);
+        auto bind = [&](const std::string& key, const std::vector<int64_t>& shape) {
+            const TensorInfo* t = layout.try_find(key);
+            if (!t) throw std::logic_error("ParameterViews: the layout has no tensor \"" + key + "\"");
+            if (t->shape != shape)
+                throw std::logic_error("ParameterViews: \"" + key + "\" is " + detail::shape_string(t->shape) +
+                                       " in the layout but the engine reads it as " + detail::shape_string(shape));
+            bound[static_cast<std::size_t>(t - tensors.data())] = true;
+            return base + t->offset;
+        };
+        class_embedding = bind("embedding.class_embedding.weight", {V, C});
+        pos_embedding = bind("embedding.pos_embedding.weight", {L, C});
+        layers.resize(static_cast<std::size_t>(c.n_layers));
+        for (int i = 0; i < c.n_layers; ++i) {
+            const std::string k = "encoders." + std::to_string(i) + ".";
+            LayerViews<T>& l = layers[static_cast<std::size_t>(i)];
+            l.ln_1_scale = bind(k + "ln_1.scale", {C});
+            l.in_proj_weight = bind(k + "attn.in_proj.weight", {3 * C, C});
+            l.out_proj_weight = bind(k + "attn.out_proj.weight", {C, C});
+            l.out_proj_bias = bind(k + "attn.out_proj.bias", {C});
+            l.ln_2_scale = bind(k + "ln_2.scale", {C});
+            l.ff0_weight = bind(k + "ffd.feed_forward.0.weight", {F, C});
+            l.ff0_bias = bind(k + "ffd.feed_forward.0.bias", {F});
+            l.ff3_weight = bind(k + "ffd.feed_forward.3.weight", {C, F});
+            l.ff3_bias = bind(k + "ffd.feed_forward.3.bias", {C});
         }
-        ln_f_scale = next();
+        ln_f_scale = bind("ln_f.scale", {C});
+        for (std::size_t i = 0; i < tensors.size(); ++i)
+            if (!bound[i])
+                throw std::logic_error("ParameterViews: the layout's tensor \"" + tensors[i].name +
+                                       "\" is bound to no view");
     }
 };
 
