@@ -40,7 +40,8 @@
 // Determinism and exact resume: batch plans come from (seed, epoch) (Batcher), masks from (seed,
 // epoch, sample index) (MaskingCollator), dropout from (seed, step, micro-batch), so nothing
 // depends on a sequential random state. A resumed run therefore repeats the uninterrupted run bit
-// for bit (losses and final weights).
+// for bit (losses and final weights). Nor do results depend on where the heap puts the engine's
+// workspace: every buffer in it starts 64-byte aligned (workspace.hpp).
 //
 // The run directory `out_dir` (nothing is written when it is empty):
 //   config.json, model.safetensors, tokenizer.model   the latest model (a checkpoint MaskedLM loads)
