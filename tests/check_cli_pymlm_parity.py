@@ -74,7 +74,8 @@ def main():
         print("%s recipe: %d steps, weights %s" % (recipe, len(log_lines(cli)),
                                                    "equal" if not failures else "DIFFERENT"))
     if failures:
-        sys.exit("\n".join(failures))
+        sys.exit("\n".join(failures) + "\n(a pymlm installed from an older tree trains with an older engine: "
+                 "re-run scripts/venv.sh)")
     print("mlm train and pymlm.Trainer trained the same models")
 
 
